@@ -1,0 +1,1 @@
+"""AudioServer: a self-hosted audio file server."""

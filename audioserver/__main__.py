@@ -1,0 +1,95 @@
+"""The command line: `python -m audioserver` serves, `... import PATH...` adds files."""
+
+import argparse
+import asyncio
+import logging
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from aiohttp import web
+
+from .errors import StartupError
+from .importer import import_paths
+from .main import create_app
+from .settings import ENVIRONMENT, Config, defaults_from_environment, parse_size
+
+# Let in-flight requests finish on SIGTERM, but not forever.
+SHUTDOWN_TIMEOUT = 10.0
+
+
+def build_parser(defaults: dict) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m audioserver",
+        description="A self-hosted audio file server. Every flag can also be "
+        "given as an environment variable: "
+        + ", ".join(variable for variable, _ in ENVIRONMENT.values()) + ".",
+    )
+    parser.add_argument("--host", default=defaults["host"],
+                        help="address to listen on (default %(default)s)")
+    parser.add_argument("--port", type=int, default=defaults["port"],
+                        help="port to listen on (default %(default)s)")
+    _add_storage_flags(parser, defaults)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    importer = commands.add_parser(
+        "import", help="add existing audio files (folders recursively)",
+        description="Add existing audio files to the library, skipping names "
+        "that are taken. Folders are searched recursively.",
+    )
+    importer.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    # SUPPRESS: a flag given before `import` is not reset by the subcommand.
+    _add_storage_flags(importer, dict.fromkeys(defaults, argparse.SUPPRESS))
+    return parser
+
+
+def _add_storage_flags(parser: argparse.ArgumentParser, defaults: dict) -> None:
+    parser.add_argument("--data-dir", type=Path, default=defaults["data_dir"],
+                        help="where the database and the files live (default ./data)")
+    parser.add_argument("--max-upload-size", type=_size, default=defaults["max_upload_size"],
+                        metavar="SIZE",
+                        help="largest file accepted, in bytes or with K, M, G (default 2G)")
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    builtin = {field.name: field.default for field in fields(Config)}
+    try:
+        defaults = {**builtin, **defaults_from_environment()}
+    except ValueError as exc:
+        print(f"audioserver: bad environment variable: {exc}", file=sys.stderr)
+        return 2
+    args = build_parser(defaults).parse_args(argv)
+    config = Config(host=args.host, port=args.port, data_dir=args.data_dir,
+                    max_upload_size=args.max_upload_size)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "import":
+            return asyncio.run(import_paths(config, args.paths))
+        serve(config)
+    except StartupError as exc:
+        print(f"audioserver: not starting: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def serve(config: Config) -> None:
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    url = f"http://{host}:{config.port}/"
+    web.run_app(
+        create_app(config), host=config.host, port=config.port,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        print=lambda _: print(f"AudioServer is serving {url} (data in {config.data_dir}); "
+                              "press Ctrl-C to stop", flush=True),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""Every SQL statement of the metadata store, and its schema migrations.
+
+One connection writes (under a lock, BEGIN IMMEDIATE) and one reads, so
+writers never fight over SQLite's lock inside this process; WAL lets the
+reader go on while a write commits, and busy_timeout covers other processes.
+"""
+
+import asyncio
+import logging
+import sqlite3
+from pathlib import Path
+
+import aiosqlite
+
+from .errors import Gone, NameTaken, NotFound
+from .listing import SORT_COLUMNS, ListQuery
+from .models import AudioRecord
+
+log = logging.getLogger(__name__)
+
+# Each entry moves the schema one version up; PRAGMA user_version records
+# how many have run. Never edit an entry once released: append a new one.
+MIGRATIONS = [
+    """
+    CREATE TABLE audio (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        name_folded TEXT NOT NULL,
+        storage_key TEXT NOT NULL UNIQUE,
+        duration REAL NOT NULL,
+        frames INTEGER NOT NULL,
+        samplerate INTEGER NOT NULL,
+        channels INTEGER NOT NULL,
+        format TEXT NOT NULL,
+        subtype TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        available INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX audio_duration ON audio (duration, name);
+    CREATE INDEX audio_size ON audio (size, name);
+    CREATE INDEX audio_created ON audio (created_at, name);
+    CREATE INDEX audio_format ON audio (format, name);
+    CREATE INDEX audio_samplerate ON audio (samplerate, name);
+    CREATE INDEX audio_channels ON audio (channels, name);
+    """,
+]
+
+COLUMNS = (
+    "name, duration, frames, samplerate, channels, format, subtype, "
+    "content_type, size, sha256, created_at, storage_key, available"
+)
+BUSY_TIMEOUT_MS = 10_000
+
+
+class Database:
+    """The SQLite metadata store. Open with `await open()`, then `close()`."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        self._writer = await self._connect()
+        await self._writer.execute("PRAGMA journal_mode=WAL")
+        await self._migrate()
+        self._reader = await self._connect()
+        await self._reader.execute("PRAGMA query_only=ON")
+
+    async def close(self) -> None:
+        """Close both connections; safe to call twice."""
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        # FULL: a commit is on disk before we answer 201.
+        await conn.execute("PRAGMA synchronous=FULL")
+        await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return conn
+
+    async def _migrate(self) -> None:
+        async with self._transaction() as conn:
+            (version,) = await (await conn.execute("PRAGMA user_version")).fetchone()
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                log.info("migrating the database to schema version %d", number)
+                for statement in filter(str.strip, script.split(";")):
+                    await conn.execute(statement)
+                await conn.execute(f"PRAGMA user_version={number}")
+
+    def _transaction(self):
+        return _Transaction(self._writer, self._write_lock)
+
+    # Reads
+
+    async def get(self, name: str) -> AudioRecord:
+        """The record called `name`; NotFound, or Gone when its file is missing."""
+        record = await self._fetch_one(f"SELECT {COLUMNS} FROM audio WHERE name = ?", (name,))
+        if record is None:
+            raise _not_found(name)
+        if not record.available:
+            raise Gone(
+                f"{name!r} is in the library but its file is missing from storage; "
+                "it comes back when the file is restored",
+                name=name,
+            )
+        return record
+
+    async def exists(self, name: str) -> bool:
+        cursor = await self._reader.execute("SELECT 1 FROM audio WHERE name = ?", (name,))
+        return await cursor.fetchone() is not None
+
+    async def search(self, query: ListQuery) -> tuple[list[AudioRecord], int, bool]:
+        """One page of records matching `query`, how many match in all, and
+        whether another page follows."""
+        where, params = _filters(query)
+        column = SORT_COLUMNS[query.sort]
+        direction = "DESC" if query.descending else "ASC"
+        page_where, page_params = list(where), list(params)
+        if query.after is not None:
+            page_where.append(f"({column}, name) {'<' if query.descending else '>'} (?, ?)")
+            page_params += list(query.after)
+        sql = (
+            f"SELECT {COLUMNS} FROM audio WHERE {' AND '.join(page_where)}"
+            f" ORDER BY {column} {direction}, name {direction} LIMIT ?"
+        )
+        # One row more than the page tells whether a next page exists.
+        cursor = await self._reader.execute(sql, (*page_params, query.limit + 1))
+        records = [_record(row) for row in await cursor.fetchall()]
+        cursor = await self._reader.execute(
+            f"SELECT count(*) FROM audio WHERE {' AND '.join(where)}", params
+        )
+        (total,) = await cursor.fetchone()
+        return records[: query.limit], total, len(records) > query.limit
+
+    async def summary(self) -> tuple[int, float]:
+        """How many available files there are, and their total duration."""
+        cursor = await self._reader.execute(
+            "SELECT count(*), coalesce(sum(duration), 0) FROM audio WHERE available"
+        )
+        count, duration = await cursor.fetchone()
+        return count, duration
+
+    async def storage_keys(self) -> dict[str, tuple[str, bool]]:
+        """Every row's storage key -> its name and whether its file was last seen."""
+        cursor = await self._reader.execute("SELECT storage_key, name, available FROM audio")
+        return {key: (name, bool(available)) for key, name, available in await cursor.fetchall()}
+
+    async def _fetch_one(self, sql: str, params) -> AudioRecord | None:
+        cursor = await self._reader.execute(sql, params)
+        row = await cursor.fetchone()
+        return _record(row) if row is not None else None
+
+    # Writes
+
+    async def insert(self, records: list[AudioRecord]) -> None:
+        """Insert all of `records` or none; NameTaken names the clash."""
+        async with self._transaction() as conn:
+            for record in records:
+                try:
+                    await conn.execute(
+                        f"INSERT INTO audio ({COLUMNS}, name_folded)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (*_values(record), record.name.casefold()),
+                    )
+                except sqlite3.IntegrityError:
+                    raise NameTaken(record.name) from None
+
+    async def delete(self, name: str) -> AudioRecord:
+        """Delete the row called `name` and return it (NotFound if none)."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                f"DELETE FROM audio WHERE name = ? RETURNING {COLUMNS}", (name,)
+            )
+            row = await cursor.fetchone()
+            await cursor.close()
+        if row is None:
+            raise _not_found(name)
+        return _record(row)
+
+    async def set_available(self, keys: list[str], available: bool) -> None:
+        async with self._transaction() as conn:
+            await conn.executemany(
+                "UPDATE audio SET available = ? WHERE storage_key = ?",
+                [(int(available), key) for key in keys],
+            )
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT on the writer, rolled back on any error."""
+
+    def __init__(self, conn: aiosqlite.Connection, lock: asyncio.Lock):
+        self.conn, self.lock = conn, lock
+
+    async def __aenter__(self) -> aiosqlite.Connection:
+        await self.lock.acquire()
+        try:
+            await self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
+        return self.conn
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        try:
+            # Shielded: a cancelled request must not leave the writer
+            # connection inside an open transaction.
+            statement = "COMMIT" if exc_type is None else "ROLLBACK"
+            await asyncio.shield(self.conn.execute(statement))
+        finally:
+            self.lock.release()
+
+
+def _filters(query: ListQuery) -> tuple[list[str], list]:
+    where, params = ["available"], []
+    for clause, value in (
+        ("duration >= ?", query.min_duration),
+        ("duration <= ?", query.max_duration),
+        ("samplerate = ?", query.samplerate),
+        ("channels = ?", query.channels),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    if query.formats:
+        where.append(f"format IN ({', '.join('?' * len(query.formats))})")
+        params += query.formats
+    if query.q:
+        where.append("instr(name_folded, ?) > 0")
+        params.append(query.q.casefold())
+    return where, params
+
+
+def _not_found(name: str) -> NotFound:
+    return NotFound(f"there is no audio called {name!r}; GET /list shows what there is",
+                    name=name)
+
+
+def _values(record: AudioRecord) -> tuple:
+    return (
+        record.name, record.duration, record.frames, record.samplerate, record.channels,
+        record.format, record.subtype, record.content_type, record.size, record.sha256,
+        record.created_at, record.storage_key, int(record.available),
+    )
+
+
+def _record(row: sqlite3.Row) -> AudioRecord:
+    return AudioRecord(**{**dict(row), "available": bool(row["available"])})

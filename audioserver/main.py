@@ -1,0 +1,31 @@
+"""The application factory."""
+
+from aiohttp import web
+
+from .library import open_library
+from .middlewares import error_middleware
+from .routes import setup_routes
+from .settings import Config
+from .templating import setup_templates
+from .typedefs import config_key, library_key
+
+# Larger reads mean fewer, larger chunks on the way to disk; aiohttp's
+# default of 64 KiB makes a 1 GB upload sixteen thousand trips.
+READ_BUFSIZE = 1024 * 1024
+
+
+async def library_ctx(app: web.Application):
+    async with open_library(app[config_key]) as library:
+        app[library_key] = library
+        yield
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware], handler_args={"read_bufsize": READ_BUFSIZE}
+    )
+    app[config_key] = config
+    setup_templates(app)
+    setup_routes(app)
+    app.cleanup_ctx.append(library_ctx)
+    return app

@@ -1,0 +1,150 @@
+"""A pool of worker processes that parse untrusted audio with a time limit.
+
+No release of libsndfile carries every published parser fix, so parsing
+happens in child processes: one that crashes or runs past the time limit is
+killed and replaced, and the upload that caused it gets a 415. Each worker
+answers one JSON line per request on its stdout.
+
+Run as `python -m audioserver.probe` it is the worker itself.
+"""
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import sys
+
+from .errors import NotAudio
+from .models import AudioInfo
+
+log = logging.getLogger(__name__)
+
+# Bounds what a crafted file can make the parser allocate.
+WORKER_MEMORY_LIMIT = 4 * 1024**3
+
+
+class ProbePool:
+    """Up to `size` worker processes, started on first use."""
+
+    def __init__(self, size: int, timeout: float):
+        self.timeout = timeout
+        self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
+        self._workers: set[_Worker] = set()
+        for _ in range(size):
+            self._idle.put_nowait(None)  # a slot whose worker is not started yet
+
+    async def probe(self, path: os.PathLike, label: str) -> AudioInfo:
+        """The audio metadata of `path`, or NotAudio naming `label`."""
+        worker = await self._idle.get()
+        try:
+            if worker is None:
+                worker = await self._start_worker()
+            answer = await asyncio.wait_for(worker.ask(os.fspath(path)), self.timeout)
+        except (asyncio.TimeoutError, _WorkerDied) as exc:
+            log.warning("probing %r failed: %s; the worker is replaced", label, exc or "timeout")
+            worker = await self._retire(worker)
+            raise NotAudio(
+                f"{label!r} could not be read as audio: the parser crashed or took "
+                f"longer than {self.timeout:g} s on it",
+                name=label,
+            ) from None
+        except BaseException:
+            # Cancelled mid-question: its answer would confuse the next caller.
+            worker = await self._retire(worker)
+            raise
+        finally:
+            self._idle.put_nowait(worker)
+        if "error" in answer:
+            raise NotAudio(
+                f"{label!r} is not audio this server can read ({answer['error']}); "
+                "send WAV, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF or AU",
+                name=label,
+            )
+        return AudioInfo(**answer["info"])
+
+    async def _start_worker(self) -> "_Worker":
+        worker = await _Worker.start()
+        self._workers.add(worker)
+        return worker
+
+    async def _retire(self, worker: "_Worker | None") -> None:
+        if worker is not None:
+            self._workers.discard(worker)
+            await worker.kill()
+        return None
+
+    async def close(self) -> None:
+        for worker in list(self._workers):
+            await self._retire(worker)
+
+
+class _WorkerDied(Exception):
+    pass
+
+
+class _Worker:
+    def __init__(self, process: asyncio.subprocess.Process):
+        self.process = process
+
+    @classmethod
+    async def start(cls) -> "_Worker":
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "audioserver.probe",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+            # Keep the worker out of the server's process group, so a Ctrl-C
+            # in the terminal reaches the server, which then stops the worker.
+            start_new_session=True,
+        )
+        return cls(process)
+
+    async def ask(self, path: str) -> dict:
+        self.process.stdin.write(json.dumps({"path": path}).encode() + b"\n")
+        try:
+            await self.process.stdin.drain()
+            line = await self.process.stdout.readline()
+        except (BrokenPipeError, ConnectionResetError):
+            line = b""
+        if not line:
+            raise _WorkerDied(f"the parser process exited with {await self.process.wait()}")
+        return json.loads(line)
+
+    async def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+        await self.process.wait()
+
+
+def serve_requests(stdin=sys.stdin, stdout=sys.stdout) -> None:
+    """The worker's loop: a JSON request per line in, a JSON answer per line out."""
+    from .audio import ProbeFailed, probe
+
+    for line in stdin:
+        path = json.loads(line)["path"]
+        try:
+            answer = {"info": dataclasses.asdict(probe(path))}
+        except ProbeFailed as exc:
+            answer = {"error": str(exc)}
+        stdout.write(json.dumps(answer) + "\n")
+        stdout.flush()
+
+
+def _limit_memory() -> None:
+    with contextlib.suppress(ImportError, ValueError, OSError):
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_LIMIT, WORKER_MEMORY_LIMIT))
+
+
+def _private_answer_channel():
+    """Answers get their own copy of stdout; stray C-level prints go to stderr."""
+    answers = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    return answers
+
+
+if __name__ == "__main__":
+    _limit_memory()
+    serve_requests(stdout=_private_answer_channel())

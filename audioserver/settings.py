@@ -1,0 +1,65 @@
+"""Configuration: one frozen object built from flags and environment variables."""
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = PROJECT_ROOT / "templates"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_DATA_DIR = "data"
+DEFAULT_MAX_UPLOAD_SIZE = 2 * 1024**3
+# A parser that needs longer than this on one file is treated as hung.
+DEFAULT_PROBE_TIMEOUT = 60.0
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """Parse '2G', '500M', '1024': K, M and G are powers of 1024."""
+    match = _SIZE_RE.match(text)
+    if not match:
+        raise ValueError(f"not a size: {text!r} (use bytes, or a number with K, M or G)")
+    number, unit = match.groups()
+    size = int(number) * _SIZE_UNITS[unit.upper()]
+    if size <= 0:
+        raise ValueError("the size must be positive")
+    return size
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    max_upload_size: int = DEFAULT_MAX_UPLOAD_SIZE
+    probe_timeout: float = DEFAULT_PROBE_TIMEOUT
+    probe_workers: int = 2
+    templates_dir: Path = TEMPLATES_DIR
+    static_dir: Path = STATIC_DIR
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "audioserver.sqlite3"
+
+
+ENVIRONMENT = {
+    "host": ("AUDIOSERVER_HOST", str),
+    "port": ("AUDIOSERVER_PORT", int),
+    "data_dir": ("AUDIOSERVER_DATA_DIR", Path),
+    "max_upload_size": ("AUDIOSERVER_MAX_UPLOAD_SIZE", parse_size),
+}
+
+
+def defaults_from_environment(environ=os.environ) -> dict:
+    """Flag defaults: the environment variable when set, else the built-in value."""
+    values = {}
+    for key, (variable, convert) in ENVIRONMENT.items():
+        if variable in environ:
+            values[key] = convert(environ[variable])
+    return values

@@ -1,0 +1,171 @@
+"""Stored audio files: temporary uploads, fsync, atomic rename, removal.
+
+Files live under server-chosen keys in `<data>/audio/`; a client's name
+never becomes a path. An upload is written to `<data>/tmp/`, fsynced and
+renamed into place, so `audio/` only ever holds complete files. The blocking
+calls run in threads: the methods here are async for the handlers' sake.
+"""
+
+import asyncio
+import errno
+import hashlib
+import logging
+import os
+import secrets
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import StartupError, StorageFull
+
+log = logging.getLogger(__name__)
+
+AUDIO_DIR = "audio"
+TEMP_DIR = "tmp"
+TEMP_SUFFIX = ".part"
+
+
+class Upload:
+    """A file being received: written and hashed chunk by chunk."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.size = 0
+        self._hash = hashlib.sha256()
+        self._file = open(path, "xb")
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    async def write(self, chunk: bytes) -> None:
+        await asyncio.to_thread(self._write, chunk)
+
+    def _write(self, chunk: bytes) -> None:
+        with _disk_full_is_507():
+            self._file.write(chunk)
+        self._hash.update(chunk)
+        self.size += len(chunk)
+
+    def finish(self) -> None:
+        """Flush and fsync, so a rename later publishes complete bytes."""
+        with _disk_full_is_507():
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        self._file.close()
+
+    def discard(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+class LocalStorage:
+    """Audio files in a directory on the local disk."""
+
+    def __init__(self, root: Path):
+        self.audio_dir = root / AUDIO_DIR
+        self.temp_dir = root / TEMP_DIR
+
+    def create(self) -> None:
+        """Create the directories of a new data directory."""
+        self.audio_dir.mkdir(parents=True, exist_ok=True)
+        self.temp_dir.mkdir(parents=True, exist_ok=True)
+
+    def check_present(self) -> None:
+        if not self.audio_dir.is_dir():
+            raise StartupError(
+                f"the storage directory {self.audio_dir} is missing, but the database "
+                "lists files: is the disk mounted? Nothing was changed."
+            )
+        self.temp_dir.mkdir(exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.audio_dir / key
+
+    async def open_upload(self) -> Upload:
+        path = self.temp_dir / (secrets.token_hex(16) + TEMP_SUFFIX)
+        return await asyncio.to_thread(Upload, path)
+
+    async def copy_in(self, source: Path, chunk_size: int = 1024 * 1024) -> Upload:
+        """A finished upload holding a copy of the local file `source`."""
+        upload = await self.open_upload()
+        try:
+            with await asyncio.to_thread(open, source, "rb") as file:
+                while chunk := await asyncio.to_thread(file.read, chunk_size):
+                    await upload.write(chunk)
+            await self.finish(upload)
+        except BaseException:
+            await self.discard(upload)
+            raise
+        return upload
+
+    async def finish(self, upload: Upload) -> None:
+        await asyncio.to_thread(upload.finish)
+
+    async def discard(self, upload: Upload) -> None:
+        await asyncio.to_thread(upload.discard)
+
+    async def publish(self, uploads: list[Upload]) -> list[str]:
+        """Rename finished uploads into place under new keys; return the keys."""
+        return await asyncio.to_thread(self._publish, uploads)
+
+    def _publish(self, uploads: list[Upload]) -> list[str]:
+        keys = []
+        try:
+            for upload in uploads:
+                key = secrets.token_hex(16)
+                os.rename(upload.path, self.path(key))
+                keys.append(key)
+            _fsync_dir(self.audio_dir)
+        except BaseException:
+            self._remove(keys)
+            raise
+        return keys
+
+    async def remove(self, keys: list[str]) -> None:
+        await asyncio.to_thread(self._remove, keys)
+
+    def _remove(self, keys: list[str]) -> None:
+        for key in keys:
+            for path in self.audio_dir.glob(key + "*"):
+                path.unlink(missing_ok=True)
+        _fsync_dir(self.audio_dir)
+
+    def sidecar(self, key: str, suffix: str) -> Path:
+        """A derived file stored beside the audio, removed with it."""
+        return self.audio_dir / f"{key}.{suffix}"
+
+    def stored_keys(self) -> set[str]:
+        """Keys of every audio file present (sidecars excluded)."""
+        return {entry.name for entry in os.scandir(self.audio_dir) if "." not in entry.name}
+
+    def remove_temp_leftovers(self) -> list[str]:
+        """Delete uploads a previous process never finished; return their names."""
+        removed = []
+        for entry in os.scandir(self.temp_dir):
+            os.unlink(entry.path)
+            removed.append(entry.name)
+        return removed
+
+    def remove_unreferenced(self, keys: set[str]) -> None:
+        self._remove(sorted(keys))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _disk_full_is_507():
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull(
+                "the server's disk is full; nothing was stored. Try again later "
+                "or ask the operator to free space"
+            ) from exc
+        raise

@@ -1,0 +1,37 @@
+"""Jinja set-up for the pages, and the filters that format metadata for people."""
+
+import jinja2
+import aiohttp_jinja2
+from aiohttp import web
+
+from .typedefs import config_key
+
+SIZE_UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB")
+
+
+def setup_templates(app: web.Application) -> None:
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(app[config_key].templates_dir),
+        autoescape=True,  # names like "<img onerror=…>.wav" are shown, never run
+        filters={"duration": format_duration, "filesize": format_size},
+    )
+
+
+def format_duration(seconds: float) -> str:
+    """m:ss below an hour, h:mm:ss above."""
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{minutes}:{secs:02d}"
+
+
+def format_size(size: int) -> str:
+    """Bytes in powers of 1024, the way the upload limit is given."""
+    value, unit = float(size), 0
+    while value >= 1024 and unit < len(SIZE_UNITS) - 1:
+        value /= 1024
+        unit += 1
+    return f"{size} bytes" if unit == 0 else f"{value:.1f} {SIZE_UNITS[unit]}"

@@ -1,0 +1,131 @@
+"""Receiving uploads: a raw body (?name=) or multipart `file` parts.
+
+Bytes stream to temporary files chunk by chunk, so memory does not grow
+with the file; sizes are counted as they arrive because a streamed part has
+no length aiohttp could check for us. Anything that goes wrong discards
+every file of the request: several files are stored all or none.
+"""
+
+from http import HTTPStatus
+
+import aiohttp
+from aiohttp import web
+
+from .errors import AudioServerError, BadRequest, NameTaken, TooLarge
+from .library import Library, Staged
+from .middlewares import problem
+from .names import validate_name
+from .typedefs import config_key, library_key
+
+CHUNK_SIZE = 1024 * 1024
+# What a cut-off body looks like to the handler, depending on how it ended.
+CUT_OFF = (aiohttp.ClientPayloadError, ConnectionResetError, EOFError)
+
+
+async def receive(request: web.Request) -> list[Staged]:
+    """Stream the request's files to temporary storage; check name and size."""
+    if "name" in request.query:
+        return [await _receive_raw(request)]
+    if request.content_type.startswith("multipart/"):
+        return await _receive_multipart(request)
+    raise BadRequest(
+        "send the file as multipart/form-data parts named 'file', "
+        "or send its bytes as the body with ?name=NAME"
+    )
+
+
+async def expect_handler(request: web.Request) -> web.StreamResponse | None:
+    """Answer `Expect: 100-continue` with a final error when the headers
+    already show one, so curl does not send a body we would refuse."""
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        return problem(request, HTTPStatus.EXPECTATION_FAILED,
+                       "the only Expect this server understands is 100-continue")
+    if "name" in request.query:
+        try:
+            await _check_raw_headers(request)
+        except AudioServerError as exc:
+            return problem(request, exc.status, exc.detail, exc.extra, exc.headers)
+    if request.version >= aiohttp.HttpVersion11:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    return None
+
+
+async def _check_raw_headers(request: web.Request) -> str:
+    name = validate_name(request.query.get("name"))
+    limit = request.app[config_key].max_upload_size
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(name, limit)
+    await _check_free(request.app[library_key], name)
+    return name
+
+
+async def _receive_raw(request: web.Request) -> Staged:
+    name = await _check_raw_headers(request)
+    return await _stream(request, name, request.content.readany)
+
+
+async def _receive_multipart(request: web.Request) -> list[Staged]:
+    staged: list[Staged] = []
+    try:
+        async for part in await request.multipart():
+            if getattr(part, "name", None) != "file":
+                continue  # other form fields carry nothing we store
+            if not part.filename:
+                if await part.read_chunk(CHUNK_SIZE):
+                    raise BadRequest("a 'file' part has no filename; its filename is "
+                                     "the audio's name")
+                continue  # a form submitted with no file chosen
+            name = validate_name(part.filename)
+            if any(item.name == name for item in staged):
+                raise BadRequest(f"{name!r} is sent twice in this upload", name=name)
+            await _check_free(request.app[library_key], name)
+            staged.append(await _stream(request, name, lambda: part.read_chunk(CHUNK_SIZE)))
+    except BaseException as exc:
+        await request.app[library_key].discard(staged)
+        if isinstance(exc, (ValueError, AssertionError)):
+            raise BadRequest(f"the multipart body is malformed: {exc}") from None
+        raise
+    if not staged:
+        raise BadRequest("the form has no file: send at least one part named 'file'")
+    return staged
+
+
+async def _stream(request: web.Request, name: str, read) -> Staged:
+    """Copy chunks from `read()` into a new temporary file until it gives b''."""
+    library = request.app[library_key]
+    limit = request.app[config_key].max_upload_size
+    upload = await library.storage.open_upload()
+    try:
+        buffer = bytearray()
+        while chunk := await read():
+            if upload.size + len(buffer) + len(chunk) > limit:
+                raise _too_large(name, limit)
+            buffer += chunk
+            # Fewer, larger writes: each one is a trip to a thread.
+            if len(buffer) >= CHUNK_SIZE:
+                await upload.write(bytes(buffer))
+                buffer.clear()
+        await upload.write(bytes(buffer))
+        await library.storage.finish(upload)
+    except CUT_OFF:
+        await library.storage.discard(upload)
+        raise BadRequest(f"the upload of {name!r} was cut off; nothing was stored",
+                         name=name) from None
+    except BaseException:
+        await library.storage.discard(upload)
+        raise
+    return Staged(name, upload)
+
+
+async def _check_free(library: Library, name: str) -> None:
+    """Refuse early what the UNIQUE constraint would refuse at the end."""
+    if await library.db.exists(name):
+        raise NameTaken(name)
+
+
+def _too_large(name: str, limit: int) -> TooLarge:
+    return TooLarge(
+        f"{name!r} is larger than this server accepts ({limit} bytes); "
+        "the operator sets the limit with --max-upload-size",
+        name=name, max_upload_size=limit,
+    )

@@ -1,0 +1,114 @@
+"""Request handlers: thin, each one JSON for machines and a page for people."""
+
+import aiohttp_jinja2
+from aiohttp import web
+from yarl import URL
+
+from . import uploads
+from .downloads import file_response
+from .errors import BadRequest
+from .listing import SORT_COLUMNS, ListQuery, parse_list_query
+from .models import AudioRecord
+from .names import validate_name
+from .negotiation import wants_html
+from .typedefs import library_key
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+
+
+@aiohttp_jinja2.template("index.html")
+async def index(request: web.Request) -> dict:
+    count, duration = await request.app[library_key].db.summary()
+    return {"count": count, "duration": duration}
+
+
+@aiohttp_jinja2.template("upload.html")
+async def upload_form(request: web.Request) -> dict:
+    return {}
+
+
+async def upload(request: web.Request) -> web.StreamResponse:
+    records = await request.app[library_key].add(await uploads.receive(request))
+    location = info_url(request, records[0].name)
+    if wants_html(request):
+        raise web.HTTPSeeOther(location if len(records) == 1 else _url(request, "list"))
+    body = records[0].public() if len(records) == 1 else [r.public() for r in records]
+    return web.json_response(body, status=201, headers={"Location": str(location)})
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    name = _name_param(request, "download")
+    if name is None:
+        return _ask_name(request, "download")
+    library = request.app[library_key]
+    record = await library.db.get(name)
+    inline = request.query.get("inline", "").lower() in TRUE_WORDS
+    return await file_response(request, record, library.storage.path(record.storage_key),
+                               inline)
+
+
+async def list_audio(request: web.Request) -> web.StreamResponse:
+    query = parse_list_query(request.query)
+    records, total, more = await request.app[library_key].db.search(query)
+    next_url = _next_page_url(request, query, records) if more else None
+    headers = {"X-Total-Count": str(total)}
+    if next_url is not None:
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    if wants_html(request):
+        context = {"records": records, "total": total, "query": query, "next_url": next_url}
+        return aiohttp_jinja2.render_template("list.html", request, context, headers=headers)
+    return web.json_response([r.public() for r in records], headers=headers)
+
+
+async def info(request: web.Request) -> web.StreamResponse:
+    name = _name_param(request, "info")
+    if name is None:
+        return _ask_name(request, "info")
+    record = await request.app[library_key].db.get(name)
+    if wants_html(request):
+        return aiohttp_jinja2.render_template("info.html", request, {"record": record})
+    return web.json_response(record.public())
+
+
+async def delete_form(request: web.Request) -> web.StreamResponse:
+    return _ask_name(request, "delete")
+
+
+async def delete(request: web.Request) -> web.StreamResponse:
+    raw = request.query.get("name")
+    if raw is None and request.method == "POST":
+        raw = (await request.post()).get("name")  # the ask-name form's field
+    if raw is None:
+        raise BadRequest("say which file to delete: /delete?name=NAME", name=None)
+    await request.app[library_key].remove(validate_name(raw))
+    if wants_html(request):
+        raise web.HTTPSeeOther(_url(request, "list"))
+    return web.Response(status=204)
+
+
+def info_url(request: web.Request, name: str) -> URL:
+    return _url(request, "info").with_query(name=name)
+
+
+def _url(request: web.Request, route: str) -> URL:
+    return request.app.router[route].url_for()
+
+
+def _name_param(request: web.Request, route: str) -> str | None:
+    """The validated ?name=, or None when a browser should be asked for it."""
+    raw = request.query.get("name")
+    if raw is None and wants_html(request):
+        return None
+    if raw is None:
+        raise BadRequest(f"say which file: /{route}?name=NAME", name=None)
+    return validate_name(raw)
+
+
+def _ask_name(request: web.Request, route: str) -> web.StreamResponse:
+    return aiohttp_jinja2.render_template("ask_name.html", request, {"action": route})
+
+
+def _next_page_url(request: web.Request, query: ListQuery, records: list[AudioRecord]) -> URL:
+    last = records[-1]
+    page = query.next_page(getattr(last, SORT_COLUMNS[query.sort]), last.name)
+    return request.url.join(_url(request, "list").with_query(page.to_params()))
