@@ -1,0 +1,45 @@
+"""Test audio made on the spot: no binary fixtures in the repository."""
+
+import io
+
+import numpy as np
+import soundfile
+
+RATE = 44100
+
+
+def tone(seconds: float, samplerate: int = RATE, channels: int = 1) -> np.ndarray:
+    """A quiet 440 Hz sine, one column per channel."""
+    t = np.arange(int(round(seconds * samplerate))) / samplerate
+    wave = 0.25 * np.sin(2 * np.pi * 440 * t)
+    return np.repeat(wave[:, None], channels, axis=1)
+
+
+def encode(seconds: float = 1.0, format: str = "WAV", subtype: str | None = None,
+           samplerate: int = RATE, channels: int = 1) -> bytes:
+    """The bytes of an audio file written by libsndfile."""
+    buffer = io.BytesIO()
+    soundfile.write(buffer, tone(seconds, samplerate, channels), samplerate,
+                    format=format, subtype=subtype)
+    return buffer.getvalue()
+
+
+def wav(seconds: float = 1.0, **kwargs) -> bytes:
+    return encode(seconds, "WAV", **kwargs)
+
+
+def lame_mp3(seconds: float, vbr: bool = True, samplerate: int = RATE) -> bytes:
+    """An MP3 with no Xing header, as LAME's library writes it (libsndfile
+    cannot make one): its duration is only known by counting frames."""
+    import lameenc
+
+    encoder = lameenc.Encoder()
+    encoder.set_channels(1)
+    encoder.set_in_sample_rate(samplerate)
+    if vbr:
+        encoder.set_vbr(4)
+        encoder.set_vbr_quality(2)
+    else:
+        encoder.set_bit_rate(128)
+    pcm = (tone(seconds, samplerate)[:, 0] * 32767).astype("<i2")
+    return bytes(encoder.encode(pcm.tobytes()) + encoder.flush())
