@@ -127,6 +127,9 @@ def serve_requests(stdin=sys.stdin, stdout=sys.stdout) -> None:
             answer = {"info": dataclasses.asdict(probe(path))}
         except ProbeFailed as exc:
             answer = {"error": str(exc)}
+        except Exception as exc:  # our own parsing (MP3 frames) met bytes it did not expect
+            log.exception("probing %s failed", path)
+            answer = {"error": f"it could not be parsed ({type(exc).__name__})"}
         stdout.write(json.dumps(answer) + "\n")
         stdout.flush()
 
