@@ -1,0 +1,83 @@
+"""The parser runs in worker processes: a hang or a crash costs one 415."""
+
+import asyncio
+import os
+
+import psutil
+import pytest
+
+import audiofiles
+from audioserver.errors import NotAudio
+from audioserver.probe import ProbePool
+
+
+@pytest.fixture
+async def pool():
+    pool = ProbePool(size=1, timeout=2.0)
+    yield pool
+    await pool.close()
+
+
+def workers() -> list[psutil.Process]:
+    return [child for child in psutil.Process().children(recursive=True)
+            if "audioserver.probe" in " ".join(child.cmdline())]
+
+
+async def test_reads_audio_metadata(pool, tmp_path):
+    path = tmp_path / "a.flac"
+    path.write_bytes(audiofiles.encode(1.5, "FLAC", samplerate=22050, channels=2))
+    info = await pool.probe(path, "a.flac")
+    assert (info.format, info.frames, info.samplerate, info.channels) == ("FLAC", 33075, 22050, 2)
+
+
+async def test_a_hung_parser_is_killed_and_replaced(pool, tmp_path):
+    # Opening a FIFO with no writer blocks forever: a real hang in the worker.
+    fifo = tmp_path / "hang.wav"
+    os.mkfifo(fifo)
+    with pytest.raises(NotAudio, match="longer than 2 s"):
+        await pool.probe(fifo, "hang.wav")
+    assert workers() == []
+    path = tmp_path / "fine.wav"
+    path.write_bytes(audiofiles.wav())
+    assert (await pool.probe(path, "fine.wav")).frames == 44100
+
+
+async def test_a_crashed_parser_costs_one_415(pool, tmp_path):
+    fifo = tmp_path / "crash.wav"
+    os.mkfifo(fifo)
+    probing = asyncio.create_task(pool.probe(fifo, "crash.wav"))
+    while not workers():
+        await asyncio.sleep(0.05)
+    [worker] = workers()
+    await asyncio.sleep(0.2)  # let it block inside the parser
+    worker.kill()  # as a segfault in libsndfile would end it
+    with pytest.raises(NotAudio, match="crashed"):
+        await probing
+    path = tmp_path / "fine.wav"
+    path.write_bytes(audiofiles.wav())
+    assert (await pool.probe(path, "fine.wav")).samplerate == 44100
+    assert [w.pid for w in workers()] != [worker.pid]
+
+
+async def test_not_audio_keeps_the_worker(pool, tmp_path):
+    path = tmp_path / "text.wav"
+    path.write_text("hello")
+    with pytest.raises(NotAudio, match="not audio this server can read"):
+        await pool.probe(path, "text.wav")
+    before = [w.pid for w in workers()]
+    with pytest.raises(NotAudio):
+        await pool.probe(path, "text.wav")
+    assert [w.pid for w in workers()] == before
+
+
+async def test_a_cancelled_probe_leaves_the_pool_usable(pool, tmp_path):
+    fifo = tmp_path / "slow.wav"
+    os.mkfifo(fifo)
+    probing = asyncio.create_task(pool.probe(fifo, "slow.wav"))
+    await asyncio.sleep(0.5)
+    probing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await probing
+    path = tmp_path / "fine.wav"
+    path.write_bytes(audiofiles.wav())
+    assert (await pool.probe(path, "fine.wav")).channels == 1
