@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(defaults).parse_args(argv)
     config = Config(host=args.host, port=args.port, data_dir=args.data_dir,
                     max_upload_size=args.max_upload_size)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The importer reports each file itself; the server logs what it does.
+    level = logging.WARNING if args.command == "import" else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "import":
             return asyncio.run(import_paths(config, args.paths))

@@ -30,8 +30,11 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     """Read the audio metadata of the file at `path`, decided by content."""
     try:
         info = soundfile.info(path)
-    except (soundfile.LibsndfileError, RuntimeError) as exc:
-        raise ProbeFailed(f"libsndfile cannot read it: {exc}") from None
+    except soundfile.LibsndfileError as exc:
+        # error_string leaves out the temporary path, which means nothing to a client.
+        raise ProbeFailed(f"libsndfile says: {exc.error_string}") from None
+    except RuntimeError as exc:
+        raise ProbeFailed(f"libsndfile says: {exc}") from None
     if info.channels <= 0 or info.samplerate <= 0:
         raise ProbeFailed("it has no channels or no sample rate")
     frames = info.frames

@@ -61,5 +61,8 @@ def defaults_from_environment(environ=os.environ) -> dict:
     values = {}
     for key, (variable, convert) in ENVIRONMENT.items():
         if variable in environ:
-            values[key] = convert(environ[variable])
+            try:
+                values[key] = convert(environ[variable])
+            except ValueError as exc:
+                raise ValueError(f"{variable}={environ[variable]!r}: {exc}") from None
     return values
