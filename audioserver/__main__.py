@@ -88,7 +88,7 @@ def serve(config: Config) -> None:
     web.run_app(
         create_app(config), host=config.host, port=config.port,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
-        print=lambda _: print(f"AudioServer is serving {url} (data in {config.data_dir}); "
+        print=lambda _: print(f"AudioServer is serving {url} (data in {config.data_dir.resolve()}); "
                               "press Ctrl-C to stop", flush=True),
     )
 
