@@ -63,7 +63,7 @@ async def _send(request, path: Path, size: int, byte_range, headers: dict) -> we
         await response.write_eof()
         return response
     finally:
-        await asyncio.to_thread(file.close)
+        file.close()  # read-only: closing does not wait for the disk
 
 
 def _not_modified(request: web.Request, etag: str, modified: datetime) -> bool:
@@ -130,8 +130,10 @@ def _http_date(text: str | None) -> datetime | None:
 
 def content_disposition(name: str, inline: bool) -> str:
     """RFC 6266: an ASCII fallback for old clients, and the exact name in UTF-8."""
-    fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    fallback = re.sub(r'[^\x20-\x7e]|["\\%]', "_", fallback) or "audio"
+    # Accents come off (é -> e); what has no ASCII form becomes '_'.
+    decomposed = unicodedata.normalize("NFKD", name)
+    fallback = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+    fallback = re.sub(r'[^\x20-\x7e]|["\\%]', "_", fallback)
     quoted = urllib.parse.quote(name, safe="")
     kind = "inline" if inline else "attachment"
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quoted}"
