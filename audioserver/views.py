@@ -56,7 +56,9 @@ async def list_audio(request: web.Request) -> web.StreamResponse:
         headers["Link"] = f'<{next_url}>; rel="next"'
     if wants_html(request):
         context = {"records": records, "total": total, "query": query, "next_url": next_url}
-        return aiohttp_jinja2.render_template("list.html", request, context, headers=headers)
+        response = aiohttp_jinja2.render_template("list.html", request, context)
+        response.headers.update(headers)
+        return response
     return web.json_response([r.public() for r in records], headers=headers)
 
 
