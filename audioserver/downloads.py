@@ -66,12 +66,20 @@ async def _send(request, path: Path, size: int, byte_range, headers: dict) -> we
         file.close()  # read-only: closing does not wait for the disk
 
 
-def _not_modified(request: web.Request, etag: str, modified: datetime) -> bool:
+def etag_matches(request: web.Request, etag: str) -> bool | None:
+    """Whether If-None-Match names `etag`; None when the header is absent."""
     if_none_match = request.headers.get("If-None-Match")
-    if if_none_match is not None:
-        # Weak comparison, as RFC 9110 requires for If-None-Match.
-        tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
-        return "*" in tags or etag in tags
+    if if_none_match is None:
+        return None
+    # Weak comparison, as RFC 9110 requires for If-None-Match.
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
+def _not_modified(request: web.Request, etag: str, modified: datetime) -> bool:
+    matches = etag_matches(request, etag)
+    if matches is not None:
+        return matches
     since = _http_date(request.headers.get("If-Modified-Since"))
     return since is not None and modified <= since
 

@@ -58,6 +58,12 @@ class NotAudio(AudioServerError):
     status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
 
 
+class Undecodable(AudioServerError):
+    """A stored file that libsndfile accepted but cannot decode to the end."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
 class StorageFull(AudioServerError):
     status = HTTPStatus.INSUFFICIENT_STORAGE
 

@@ -1,4 +1,4 @@
-"""A pool of worker processes that parse untrusted audio with a time limit.
+"""A pool of worker processes that parse and decode untrusted audio, with a time limit.
 
 No release of libsndfile carries every published parser fix, so parsing
 happens in child processes: one that crashes or runs past the time limit is
@@ -16,13 +16,15 @@ import logging
 import os
 import sys
 
-from .errors import NotAudio
+from .errors import AudioServerError, NotAudio, Undecodable
 from .models import AudioInfo
 
 log = logging.getLogger(__name__)
 
 # Bounds what a crafted file can make the parser allocate.
 WORKER_MEMORY_LIMIT = 4 * 1024**3
+# The longest answer line: 10,000 waveform points are about 120 KB of JSON.
+ANSWER_LIMIT = 4 * 1024**2
 
 
 class ProbePool:
@@ -37,15 +39,35 @@ class ProbePool:
 
     async def probe(self, path: os.PathLike, label: str) -> AudioInfo:
         """The audio metadata of `path`, or NotAudio naming `label`."""
+        answer = await self._ask({"job": "probe", "path": os.fspath(path)}, label)
+        if "error" in answer:
+            raise NotAudio(
+                f"{label!r} is not audio this server can read ({answer['error']}); "
+                "send WAV, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF or AU",
+                name=label,
+            )
+        return AudioInfo(**answer["info"])
+
+    async def peaks(self, path: os.PathLike, label: str, points: int, frames: int,
+                    format: str) -> dict:
+        """Waveform peaks of `path` (see audio.peaks): decoding is parsing too."""
+        answer = await self._ask({"job": "peaks", "path": os.fspath(path), "points": points,
+                                  "frames": frames, "format": format}, label, Undecodable)
+        if "error" in answer:
+            raise Undecodable(f"{label!r} could not be decoded: {answer['error']}", name=label)
+        return answer["peaks"]
+
+    async def _ask(self, request: dict, label: str,
+                   error: type[AudioServerError] = NotAudio) -> dict:
         worker = await self._idle.get()
         try:
             if worker is None:
                 worker = await self._start_worker()
-            answer = await asyncio.wait_for(worker.ask(os.fspath(path)), self.timeout)
+            return await asyncio.wait_for(worker.ask(request), self.timeout)
         except (asyncio.TimeoutError, _WorkerDied) as exc:
-            log.warning("probing %r failed: %s; the worker is replaced", label, exc or "timeout")
+            log.warning("reading %r failed: %s; the worker is replaced", label, exc or "timeout")
             worker = await self._retire(worker)
-            raise NotAudio(
+            raise error(
                 f"{label!r} could not be read as audio: the parser crashed or took "
                 f"longer than {self.timeout:g} s on it",
                 name=label,
@@ -56,13 +78,6 @@ class ProbePool:
             raise
         finally:
             self._idle.put_nowait(worker)
-        if "error" in answer:
-            raise NotAudio(
-                f"{label!r} is not audio this server can read ({answer['error']}); "
-                "send WAV, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF or AU",
-                name=label,
-            )
-        return AudioInfo(**answer["info"])
 
     async def _start_worker(self) -> "_Worker":
         worker = await _Worker.start()
@@ -94,14 +109,15 @@ class _Worker:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "audioserver.probe",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+            limit=ANSWER_LIMIT,
             # Keep the worker out of the server's process group, so a Ctrl-C
             # in the terminal reaches the server, which then stops the worker.
             start_new_session=True,
         )
         return cls(process)
 
-    async def ask(self, path: str) -> dict:
-        self.process.stdin.write(json.dumps({"path": path}).encode() + b"\n")
+    async def ask(self, request: dict) -> dict:
+        self.process.stdin.write(json.dumps(request).encode() + b"\n")
         try:
             await self.process.stdin.drain()
             line = await self.process.stdout.readline()
@@ -119,16 +135,21 @@ class _Worker:
 
 def serve_requests(stdin=sys.stdin, stdout=sys.stdout) -> None:
     """The worker's loop: a JSON request per line in, a JSON answer per line out."""
-    from .audio import ProbeFailed, probe
+    from . import audio
 
+    jobs = {
+        "probe": lambda r: {"info": dataclasses.asdict(audio.probe(r["path"]))},
+        "peaks": lambda r: {"peaks": audio.peaks(r["path"], r["points"], r["frames"],
+                                                   r["format"])},
+    }
     for line in stdin:
-        path = json.loads(line)["path"]
+        request = json.loads(line)
         try:
-            answer = {"info": dataclasses.asdict(probe(path))}
-        except ProbeFailed as exc:
+            answer = jobs[request["job"]](request)
+        except audio.ProbeFailed as exc:
             answer = {"error": str(exc)}
         except Exception as exc:  # our own parsing (MP3 frames) met bytes it did not expect
-            log.exception("probing %s failed", path)
+            log.exception("%s of %s failed", request["job"], request["path"])
             answer = {"error": f"it could not be parsed ({type(exc).__name__})"}
         stdout.write(json.dumps(answer) + "\n")
         stdout.flush()

@@ -26,7 +26,8 @@ async def reconcile(db: Database, storage: LocalStorage) -> None:
         )
     for leftover in await asyncio.to_thread(storage.remove_temp_leftovers):
         log.warning("removed the unfinished upload %s", leftover)
-    unreferenced = stored - rows.keys()
+    # Derived files (waveform peaks) of a file deleted while they were made.
+    unreferenced = (stored | await asyncio.to_thread(storage.sidecar_keys)) - rows.keys()
     if unreferenced:
         for key in sorted(unreferenced):
             log.warning("removed %s: no row references it (an upload that never committed)", key)

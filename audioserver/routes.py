@@ -15,6 +15,7 @@ def setup_routes(app: web.Application) -> None:
         web.get("/download", views.download, name="download"),
         web.get("/list", views.list_audio, name="list"),
         web.get("/info", views.info, name="info"),
+        web.get("/waveform", views.waveform_peaks, name="waveform"),
         web.get("/delete", views.delete_form, name="delete"),
         web.post("/delete", views.delete, name="delete"),
         web.delete("/delete", views.delete, name="delete"),

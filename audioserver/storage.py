@@ -134,6 +134,30 @@ class LocalStorage:
         """A derived file stored beside the audio, removed with it."""
         return self.audio_dir / f"{key}.{suffix}"
 
+    async def read_sidecar(self, key: str, suffix: str) -> bytes | None:
+        try:
+            return await asyncio.to_thread(self.sidecar(key, suffix).read_bytes)
+        except FileNotFoundError:
+            return None
+
+    async def write_sidecar(self, key: str, suffix: str, data: bytes) -> None:
+        """Write through a temporary file, so readers never see half of it."""
+        await asyncio.to_thread(self._write_sidecar, key, suffix, data)
+
+    def _write_sidecar(self, key: str, suffix: str, data: bytes) -> None:
+        temp = self.temp_dir / (secrets.token_hex(16) + TEMP_SUFFIX)
+        try:
+            with _disk_full_is_507():
+                temp.write_bytes(data)
+            os.rename(temp, self.sidecar(key, suffix))
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def sidecar_keys(self) -> set[str]:
+        """Keys that have derived files beside them."""
+        return {entry.name.split(".")[0] for entry in os.scandir(self.audio_dir)
+                if "." in entry.name}
+
     def stored_keys(self) -> set[str]:
         """Keys of every audio file present (sidecars excluded)."""
         return {entry.name for entry in os.scandir(self.audio_dir) if "." not in entry.name}

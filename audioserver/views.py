@@ -1,11 +1,13 @@
 """Request handlers: thin, each one JSON for machines and a page for people."""
 
+from dataclasses import replace
+
 import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
-from . import uploads
-from .downloads import file_response
+from . import uploads, waveform
+from .downloads import etag_matches, file_response
 from .errors import BadRequest
 from .listing import SORT_COLUMNS, ListQuery, parse_list_query
 from .models import AudioRecord
@@ -55,10 +57,9 @@ async def list_audio(request: web.Request) -> web.StreamResponse:
     if next_url is not None:
         headers["Link"] = f'<{next_url}>; rel="next"'
     if wants_html(request):
-        context = {"records": records, "total": total, "query": query, "next_url": next_url}
-        response = aiohttp_jinja2.render_template("list.html", request, context)
-        response.headers.update(headers)
-        return response
+        context = {"records": records, "total": total, "query": query, "next_url": next_url,
+                   "sort_urls": _sort_urls(request, query)}
+        return _page(request, "list.html", context, headers)
     return web.json_response([r.public() for r in records], headers=headers)
 
 
@@ -68,8 +69,19 @@ async def info(request: web.Request) -> web.StreamResponse:
         return _ask_name(request, "info")
     record = await request.app[library_key].db.get(name)
     if wants_html(request):
-        return aiohttp_jinja2.render_template("info.html", request, {"record": record})
+        return _page(request, "info.html", {"record": record})
     return web.json_response(record.public())
+
+
+async def waveform_peaks(request: web.Request) -> web.StreamResponse:
+    library = request.app[library_key]
+    record = await library.db.get(_name_param(request, "waveform", ask=False))
+    points = waveform.parse_points(request.query.get("points"))
+    headers = {"ETag": waveform.etag(record, points), "Cache-Control": "no-cache"}
+    if etag_matches(request, headers["ETag"]):
+        return web.Response(status=304, headers=headers)
+    body = await waveform.peaks_json(library, record, points)
+    return web.Response(body=body, content_type="application/json", headers=headers)
 
 
 async def delete_form(request: web.Request) -> web.StreamResponse:
@@ -96,10 +108,20 @@ def _url(request: web.Request, route: str) -> URL:
     return request.app.router[route].url_for()
 
 
-def _name_param(request: web.Request, route: str) -> str | None:
+def _page(request: web.Request, template: str, context: dict,
+          headers: dict | None = None) -> web.Response:
+    """A page, pointing at its JSON twin: the same URL with ?format=json."""
+    response = aiohttp_jinja2.render_template(template, request, {**context, "request": request})
+    response.headers.update(headers or {})
+    twin = request.rel_url.update_query(format="json")
+    response.headers.add("Link", f'<{twin}>; rel="alternate"; type="application/json"')
+    return response
+
+
+def _name_param(request: web.Request, route: str, ask: bool = True) -> str | None:
     """The validated ?name=, or None when a browser should be asked for it."""
     raw = request.query.get("name")
-    if raw is None and wants_html(request):
+    if raw is None and ask and wants_html(request):
         return None
     if raw is None:
         raise BadRequest(f"say which file: /{route}?name=NAME", name=None)
@@ -114,3 +136,14 @@ def _next_page_url(request: web.Request, query: ListQuery, records: list[AudioRe
     last = records[-1]
     page = query.next_page(getattr(last, SORT_COLUMNS[query.sort]), last.name)
     return request.url.join(_url(request, "list").with_query(page.to_params()))
+
+
+def _sort_urls(request: web.Request, query: ListQuery) -> dict[str, URL]:
+    """For each sortable column, this list sorted by it: descending when it
+    already is ascending. Paging starts again from the top."""
+    urls = {}
+    for column in SORT_COLUMNS:
+        toggled = "-" + column if query.sort == column and not query.descending else column
+        params = [(k, v) for k, v in replace(query, after=None).to_params() if k != "sort"]
+        urls[column] = _url(request, "list").with_query(params + [("sort", toggled)])
+    return urls

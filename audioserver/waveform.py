@@ -1,0 +1,42 @@
+"""Waveform peaks: computed once per file and size, then kept beside the file.
+
+Decoding runs in the parser workers (probe.py): it is libsndfile reading
+untrusted bytes, further than probing did. The JSON is stored as a sidecar
+of the audio file, so it is deleted with it.
+"""
+
+import json
+
+from .errors import BadRequest
+from .library import Library
+from .models import AudioRecord
+
+DEFAULT_POINTS = 1000
+MAX_POINTS = 10_000
+# Part of the ETag and the file name: bump it when the computation changes.
+PEAKS_VERSION = 1
+
+
+def parse_points(text: str | None) -> int:
+    if text is None or text == "":
+        return DEFAULT_POINTS
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_POINTS:
+        raise BadRequest(f"points={text!r}: give a whole number from 1 to {MAX_POINTS}")
+    return int(text)
+
+
+def etag(record: AudioRecord, points: int) -> str:
+    return f'"peaks{PEAKS_VERSION}-{points}-{record.sha256}"'
+
+
+async def peaks_json(library: Library, record: AudioRecord, points: int) -> bytes:
+    """The peaks of `record` as JSON bytes, from the sidecar or computed now."""
+    suffix = f"peaks{PEAKS_VERSION}-{points}.json"
+    cached = await library.storage.read_sidecar(record.storage_key, suffix)
+    if cached is not None:
+        return cached
+    path = library.storage.path(record.storage_key)
+    peaks = await library.probes.peaks(path, record.name, points, record.frames, record.format)
+    data = json.dumps(peaks, separators=(",", ":")).encode()
+    await library.storage.write_sidecar(record.storage_key, suffix, data)
+    return data

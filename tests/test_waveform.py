@@ -1,0 +1,97 @@
+"""GET /waveform: peaks in BBC audiowaveform's JSON layout, cached beside the file."""
+
+import numpy as np
+import pytest
+
+import audiofiles
+
+
+def ramp_wav(seconds: float, samplerate: int = 8000) -> bytes:
+    """Loudness rising linearly from silence: each point's peak is predictable."""
+    import io
+
+    import soundfile
+
+    frames = int(seconds * samplerate)
+    envelope = np.linspace(0, 1, frames, endpoint=False)
+    signs = np.where(np.arange(frames) % 2 == 0, 1.0, -1.0)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, (envelope * signs * 0.5)[:, None].repeat(2, axis=1), samplerate,
+                    format="WAV", subtype="FLOAT")
+    return buffer.getvalue()
+
+
+async def peaks(client, name="a.wav", headers=None, **params):
+    return await client.get("/waveform", params={"name": name, **params}, headers=headers)
+
+
+async def test_the_layout_and_the_values(client, upload):
+    await upload("a.wav", ramp_wav(10.0))
+    response = await peaks(client, points="100")
+    assert response.status == 200
+    body = await response.json()
+    assert {key: body[key] for key in body if key != "data"} == {
+        "version": 2, "channels": 1, "sample_rate": 8000, "samples_per_pixel": 800,
+        "bits": 16, "length": 100,
+    }
+    data = np.array(body["data"]).reshape(-1, 2)
+    lows, highs = data[:, 0], data[:, 1]
+    assert (lows <= highs).all()
+    # Point i covers loudness up to (i + 1) / 100 of 0.5 full scale.
+    expected = np.round((np.arange(100) + 1) / 100 * 0.5 * 32767)
+    assert np.abs(highs - expected).max() <= 200
+    assert np.abs(-lows - expected).max() <= 200
+
+
+async def test_default_and_edge_point_counts(client, upload):
+    await upload("a.wav", audiofiles.wav(2.0))
+    assert (await (await peaks(client)).json())["length"] == 1000
+    assert (await (await peaks(client, points="1")).json())["length"] == 1
+    # More points than frames: one frame each.
+    await upload("tiny.wav", audiofiles.wav(0.01))
+    body = await (await peaks(client, "tiny.wav", points="10000")).json()
+    assert body["samples_per_pixel"] == 1 and body["length"] == 441
+    # Points that do not divide the frames evenly: still exactly that many.
+    assert (await (await peaks(client, points="999")).json())["length"] == 999
+
+
+@pytest.mark.parametrize("points", ["0", "10001", "-5", "many", "1.5"])
+async def test_bad_points_are_400(client, upload, points):
+    await upload("a.wav")
+    response = await peaks(client, points=points)
+    assert response.status == 400
+    assert "points" in (await response.json())["detail"]
+
+
+async def test_unknown_and_missing_names(client):
+    assert (await peaks(client, "ghost.wav")).status == 404
+    response = await client.get("/waveform")
+    assert response.status == 400
+
+
+async def test_computed_once_cached_with_a_strong_etag_and_removed_with_the_file(
+        client, upload, library):
+    await upload("a.wav", audiofiles.wav(3.0))
+    first = await peaks(client, points="50")
+    etag = first.headers["ETag"]
+    assert etag.startswith('"') and not etag.startswith("W/")
+    record = await library.db.get("a.wav")
+    sidecars = list(library.storage.audio_dir.glob(record.storage_key + ".*"))
+    assert [path.name.endswith("-50.json") for path in sidecars] == [True]
+    # Served from the sidecar: change it and the change shows.
+    sidecars[0].write_bytes(b'{"cached": true}')
+    assert await (await peaks(client, points="50")).json() == {"cached": True}
+    response = await peaks(client, points="50", headers={"If-None-Match": etag})
+    assert response.status == 304
+    other = await peaks(client, points="51")
+    assert other.headers["ETag"] != etag
+    assert (await client.delete("/delete", params={"name": "a.wav"})).status == 204
+    assert list(library.storage.audio_dir.iterdir()) == []
+
+
+async def test_mp3_peaks_cover_the_counted_length(client, upload):
+    await upload("vbr.mp3", audiofiles.lame_mp3(20.0))
+    body = await (await peaks(client, "vbr.mp3", points="200")).json()
+    assert body["length"] == 200
+    assert max(body["data"]) > 5000  # the tone is there to the end
+    assert max(body["data"][-20:]) > 5000
