@@ -7,16 +7,10 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from aiohttp import web
-
 from .errors import StartupError
 from .importer import import_paths
-from .main import create_app
+from .serving import LOG_FORMAT, serve
 from .settings import ENVIRONMENT, Config, defaults_from_environment, parse_size
-
-# Let in-flight requests finish on SIGTERM, but not forever.
-SHUTDOWN_TIMEOUT = 10.0
-
 
 def build_parser(defaults: dict) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -29,6 +23,9 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
                         help="address to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=defaults["port"],
                         help="port to listen on (default %(default)s)")
+    parser.add_argument("--workers", type=_positive, default=defaults["workers"],
+                        help="serving processes sharing the port (default: one per core, "
+                        "%(default)s here)")
     _add_storage_flags(parser, defaults)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     importer = commands.add_parser(
@@ -50,6 +47,12 @@ def _add_storage_flags(parser: argparse.ArgumentParser, defaults: dict) -> None:
                         help="largest file accepted, in bytes or with K, M, G (default 2G)")
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return int(text)
+
+
 def _size(text: str) -> int:
     try:
         return parse_size(text)
@@ -66,10 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = build_parser(defaults).parse_args(argv)
     config = Config(host=args.host, port=args.port, data_dir=args.data_dir,
-                    max_upload_size=args.max_upload_size)
+                    max_upload_size=args.max_upload_size, workers=args.workers)
     # The importer reports each file itself; the server logs what it does.
     level = logging.WARNING if args.command == "import" else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format=LOG_FORMAT)
     try:
         if args.command == "import":
             return asyncio.run(import_paths(config, args.paths))
@@ -80,17 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
-
-
-def serve(config: Config) -> None:
-    host = f"[{config.host}]" if ":" in config.host else config.host
-    url = f"http://{host}:{config.port}/"
-    web.run_app(
-        create_app(config), host=config.host, port=config.port,
-        shutdown_timeout=SHUTDOWN_TIMEOUT,
-        print=lambda _: print(f"AudioServer is serving {url} (data in {config.data_dir.resolve()}); "
-                              "press Ctrl-C to stop", flush=True),
-    )
 
 
 if __name__ == "__main__":

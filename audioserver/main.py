@@ -15,7 +15,8 @@ READ_BUFSIZE = 1024 * 1024
 
 
 async def library_ctx(app: web.Application):
-    async with open_library(app[config_key]) as library:
+    config = app[config_key]
+    async with open_library(config, reconcile_storage=config.reconcile) as library:
         app[library_key] = library
         yield
 

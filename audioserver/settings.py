@@ -15,6 +15,8 @@ DEFAULT_DATA_DIR = "data"
 DEFAULT_MAX_UPLOAD_SIZE = 2 * 1024**3
 # A parser that needs longer than this on one file is treated as hung.
 DEFAULT_PROBE_TIMEOUT = 60.0
+# One serving process per core: Python runs one thread of code at a time.
+DEFAULT_WORKERS = os.cpu_count() or 1
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
@@ -40,6 +42,10 @@ class Config:
     max_upload_size: int = DEFAULT_MAX_UPLOAD_SIZE
     probe_timeout: float = DEFAULT_PROBE_TIMEOUT
     probe_workers: int = 2
+    workers: int = DEFAULT_WORKERS
+    # Whether this process checks disk against database at start; with
+    # several workers the supervisor does it once, before they start.
+    reconcile: bool = True
     templates_dir: Path = TEMPLATES_DIR
     static_dir: Path = STATIC_DIR
 
@@ -53,6 +59,7 @@ ENVIRONMENT = {
     "port": ("AUDIOSERVER_PORT", int),
     "data_dir": ("AUDIOSERVER_DATA_DIR", Path),
     "max_upload_size": ("AUDIOSERVER_MAX_UPLOAD_SIZE", parse_size),
+    "workers": ("AUDIOSERVER_WORKERS", int),
 }
 
 

@@ -23,8 +23,9 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, logs: Path, env: dict | None = None):
+    def __init__(self, data_dir: Path, logs: Path, env: dict | None = None, workers: int = 2):
         self.data_dir = data_dir
+        self.workers = workers
         self.logs = logs
         self.env = {**os.environ, **(env or {})}
         self.port = free_port()
@@ -33,7 +34,7 @@ class ServerProcess:
 
     def command(self, *extra: str) -> list[str]:
         return [sys.executable, "-m", "audioserver", "--port", str(self.port),
-                "--data-dir", str(self.data_dir), *extra]
+                "--data-dir", str(self.data_dir), "--workers", str(self.workers), *extra]
 
     def start(self, command: list[str] | None = None) -> "ServerProcess":
         """Start and wait until it serves; raise with its output if it exits."""
@@ -41,8 +42,9 @@ class ServerProcess:
         self.stdout_path = self.logs / f"stdout-{self.runs}.txt"
         self.stderr_path = self.logs / f"stderr-{self.runs}.txt"
         with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
+            # Its own process group, so kill() can take the workers with it.
             self.process = subprocess.Popen(command or self.command(), stdout=out, stderr=err,
-                                            env=self.env)
+                                            env=self.env, start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT
         while READY_LINE not in self.stdout:
             if self.process.poll() is not None:
@@ -76,7 +78,10 @@ class ServerProcess:
         return self.process.wait(timeout)
 
     def kill(self) -> None:
-        self.stop(signal.SIGKILL)
+        """kill -9 of the supervisor and its workers at once, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
 
     # Requests, over real sockets
 

@@ -36,8 +36,10 @@ def listdir(server, sub: str) -> list[str]:
     return sorted(os.listdir(server.data_dir / sub))
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_prints_its_url_and_stops_cleanly_on_a_signal(server, sig):
+def test_prints_its_url_and_stops_cleanly_on_a_signal(server, sig, workers):
+    server.workers = workers
     server.start()
     assert f"http://127.0.0.1:{server.port}/" in server.stdout
     assert server.put("a.wav", audiofiles.wav())[0] == 201  # a probe worker is running
@@ -153,8 +155,13 @@ def test_start_reconciles_disk_and_database(server):
     assert server.names() == ["kept.wav", "lost.wav"]
 
 
-def database_state(server) -> bytes:
-    return b"".join(path.read_bytes() for path in sorted(server.data_dir.glob("audioserver*")))
+def database_state(server) -> list[str]:
+    """Every row and the schema (a checkpoint may move bytes between files)."""
+    db = sqlite3.connect(server.data_dir / "audioserver.sqlite3")
+    try:
+        return list(db.iterdump())
+    finally:
+        db.close()
 
 
 def test_refuses_to_start_when_the_storage_is_missing(server):
@@ -200,6 +207,41 @@ def test_settings_from_environment_variables(tmp_path):
                             capture_output=True, text=True, timeout=20)
     assert result.returncode == 2
     assert "AUDIOSERVER_MAX_UPLOAD_SIZE='lots'" in result.stderr
+
+
+def serving_workers(server) -> list[psutil.Process]:
+    workers = []
+    for child in psutil.Process(server.process.pid).children():
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                workers.append(child)
+        except psutil.ZombieProcess:
+            pass  # a dead worker not yet collected
+    return workers
+
+
+def test_several_workers_share_the_port_and_a_dead_one_is_replaced(server):
+    server.workers = 3
+    server.start()
+    assert "with 3 workers" in server.stdout
+    workers = serving_workers(server)
+    assert len(workers) == 3
+    for index in range(6):  # writes land on whichever worker; all see them all
+        assert server.put(f"{index}.wav", audiofiles.wav())[0] == 201
+        assert server.names() == [f"{i}.wav" for i in range(index + 1)]
+    workers[0].kill()
+    wait_for(lambda: len([w for w in serving_workers(server) if w.pid != workers[0].pid]) == 3)
+    for _ in range(10):
+        assert server.info("5.wav")[0] == 200
+    assert "starting another" in server.stderr
+
+
+def test_killing_the_supervisor_takes_the_workers_with_it(server):
+    server.start()
+    workers = serving_workers(server)
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait()
+    wait_for(lambda: not any(w.is_running() and w.status() != "zombie" for w in workers))
 
 
 def test_import_adds_files_from_folders(server, tmp_path):

@@ -1,0 +1,144 @@
+"""Serving: one process, or a supervisor and N workers sharing the port.
+
+The workers bind the same port with SO_REUSEPORT, so the kernel spreads
+connections over them. They share nothing in memory: every piece of state
+lives in the database or the data directory, so any worker can answer any
+request. The supervisor reconciles storage once before they start, restarts
+a worker that dies, and stops them all on SIGINT or SIGTERM.
+"""
+
+import asyncio
+import ctypes
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import time
+from dataclasses import replace
+
+from aiohttp import web
+
+from .errors import StartupError
+from .library import open_library
+from .main import create_app
+from .settings import Config
+
+log = logging.getLogger(__name__)
+
+# Let in-flight requests finish on SIGTERM, but not forever.
+SHUTDOWN_TIMEOUT = 10.0
+WORKER_START_TIMEOUT = 30.0
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+PR_SET_PDEATHSIG = 1
+
+
+def serve(config: Config) -> None:
+    if config.workers == 1:
+        _run(config, announce=lambda: _print_url(config))
+    else:
+        Supervisor(config).run()
+
+
+def _run(config: Config, announce) -> None:
+    web.run_app(
+        create_app(config), host=config.host, port=config.port,
+        reuse_port=config.workers > 1, shutdown_timeout=SHUTDOWN_TIMEOUT,
+        print=lambda _: announce(),
+    )
+
+
+def _print_url(config: Config) -> None:
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    workers = f" with {config.workers} workers" if config.workers > 1 else ""
+    print(f"AudioServer is serving http://{host}:{config.port}/{workers} "
+          f"(data in {config.data_dir.resolve()}); press Ctrl-C to stop", flush=True)
+
+
+class Supervisor:
+    def __init__(self, config: Config):
+        self.config = config
+        self.worker_config = replace(config, reconcile=False)
+        self.context = multiprocessing.get_context("spawn")
+        self.ready = self.context.Queue()
+        self.workers: list[multiprocessing.Process] = []
+
+    def run(self) -> None:
+        asyncio.run(_reconcile(self.config))
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        try:
+            self.workers = [self._start() for _ in range(self.config.workers)]
+            self._wait_until_ready()
+            _print_url(self.config)
+            self._watch()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._stop_all()
+
+    def _start(self) -> multiprocessing.Process:
+        process = self.context.Process(target=_worker_main, args=(self.worker_config, self.ready),
+                                       name="audioserver-worker")
+        process.start()
+        return process
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
+        started = 0
+        while started < len(self.workers):
+            if any(not worker.is_alive() for worker in self.workers):
+                raise StartupError("a worker process failed to start; its error is above")
+            if time.monotonic() > deadline:
+                raise StartupError(f"the workers did not start within {WORKER_START_TIMEOUT:g} s")
+            try:
+                self.ready.get(timeout=0.1)
+                started += 1
+            except Exception:  # queue.Empty: look at the workers again
+                continue
+
+    def _watch(self) -> None:
+        """Replace any worker that dies, until we are told to stop."""
+        while True:
+            sentinels = {worker.sentinel: worker for worker in self.workers}
+            for sentinel in multiprocessing.connection.wait(list(sentinels)):
+                dead = sentinels[sentinel]
+                log.error("worker %d exited with %s; starting another", dead.pid, dead.exitcode)
+                self.workers[self.workers.index(dead)] = self._start()
+                time.sleep(1)  # do not spin if every start fails
+
+    def _stop_all(self) -> None:
+        for worker in self.workers:
+            if worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)
+        for worker in self.workers:
+            worker.join(SHUTDOWN_TIMEOUT + 5)
+            if worker.is_alive():
+                worker.kill()
+
+
+async def _reconcile(config: Config) -> None:
+    async with open_library(config):
+        pass
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _worker_main(config: Config, ready) -> None:
+    """A worker process: serve until told to stop, or until the supervisor dies."""
+    _die_with_parent()
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    # Ctrl-C reaches the whole process group; the supervisor decides.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _run(config, announce=lambda: ready.put(os.getpid()))
+
+
+def _die_with_parent() -> None:
+    """Linux stops this worker if the supervisor is killed, even with -9,
+    so no orphan keeps the port."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
