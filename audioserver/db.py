@@ -80,7 +80,6 @@ class Database:
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        conn.row_factory = sqlite3.Row
         # FULL: a commit is on disk before we answer 201.
         await conn.execute("PRAGMA synchronous=FULL")
         await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -251,5 +250,6 @@ def _values(record: AudioRecord) -> tuple:
     )
 
 
-def _record(row: sqlite3.Row) -> AudioRecord:
-    return AudioRecord(**{**dict(row), "available": bool(row["available"])})
+def _record(row: tuple) -> AudioRecord:
+    # Rows come in COLUMNS order, which is AudioRecord's field order.
+    return AudioRecord(*row[:-1], available=bool(row[-1]))

@@ -9,9 +9,10 @@ from .settings import Config
 from .templating import setup_templates
 from .typedefs import config_key, library_key
 
-# Larger reads mean fewer, larger chunks on the way to disk; aiohttp's
-# default of 64 KiB makes a 1 GB upload sixteen thousand trips.
-READ_BUFSIZE = 1024 * 1024
+# aiohttp buffers up to twice this per connection before it stops reading:
+# 64 KiB (its default) makes a 1 GB upload sixteen thousand trips through
+# the reader; much more and 200 concurrent uploads cost too much memory.
+READ_BUFSIZE = 256 * 1024
 
 
 async def library_ctx(app: web.Application):

@@ -1,6 +1,7 @@
 """The metadata record shared by the database, the library and the views."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import NamedTuple
 
 PUBLIC_FIELDS = (
     "name", "duration", "frames", "samplerate", "channels", "format",
@@ -24,8 +25,10 @@ class AudioInfo:
         return self.frames / self.samplerate
 
 
-@dataclass(frozen=True)
-class AudioRecord:
+class AudioRecord(NamedTuple):
+    """A file in the library. A named tuple, not a dataclass: /list builds a
+    hundred per request, and a tuple is several times cheaper to make."""
+
     name: str
     duration: float
     frames: int
@@ -42,5 +45,5 @@ class AudioRecord:
 
     def public(self) -> dict:
         """The metadata object clients see."""
-        full = asdict(self)
-        return {field: full[field] for field in PUBLIC_FIELDS}
+        # The public fields are the first ones, in order.
+        return dict(zip(PUBLIC_FIELDS, self))

@@ -25,26 +25,43 @@ TEMP_SUFFIX = ".part"
 
 
 class Upload:
-    """A file being received: written and hashed chunk by chunk."""
+    """A file being received: written and hashed in a thread, batch by batch.
+
+    One batch is written while the next is received: `write` returns as soon
+    as the previous batch is on its way, so network and disk overlap.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         self.size = 0
         self._hash = hashlib.sha256()
         self._file = open(path, "xb")
+        self._pending: asyncio.Future | None = None
 
     @property
     def sha256(self) -> str:
         return self._hash.hexdigest()
 
-    async def write(self, chunk: bytes) -> None:
-        await asyncio.to_thread(self._write, chunk)
+    async def write(self, chunks: list[bytes]) -> None:
+        await self.drain()
+        # Writing and hashing both let go of the GIL: two threads, twice the pace.
+        self._pending = asyncio.gather(asyncio.to_thread(self._write, chunks),
+                                       asyncio.to_thread(self._digest, chunks))
 
-    def _write(self, chunk: bytes) -> None:
+    async def drain(self) -> None:
+        """Wait for the batch in flight, raising what it raised."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await pending
+
+    def _write(self, chunks: list[bytes]) -> None:
         with _disk_full_is_507():
-            self._file.write(chunk)
-        self._hash.update(chunk)
-        self.size += len(chunk)
+            self._file.writelines(chunks)
+
+    def _digest(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            self._hash.update(chunk)
+            self.size += len(chunk)
 
     def finish(self) -> None:
         """Flush and fsync, so a rename later publishes complete bytes."""
@@ -91,7 +108,7 @@ class LocalStorage:
         try:
             with await asyncio.to_thread(open, source, "rb") as file:
                 while chunk := await asyncio.to_thread(file.read, chunk_size):
-                    await upload.write(chunk)
+                    await upload.write([chunk])
             await self.finish(upload)
         except BaseException:
             await self.discard(upload)
@@ -99,9 +116,14 @@ class LocalStorage:
         return upload
 
     async def finish(self, upload: Upload) -> None:
+        await upload.drain()
         await asyncio.to_thread(upload.finish)
 
     async def discard(self, upload: Upload) -> None:
+        try:
+            await upload.drain()  # the file is closed only once no thread writes to it
+        except Exception:
+            pass  # the write that failed is why we discard
         await asyncio.to_thread(upload.discard)
 
     async def publish(self, uploads: list[Upload]) -> list[str]:

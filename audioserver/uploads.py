@@ -17,7 +17,7 @@ from .middlewares import problem
 from .names import validate_name
 from .typedefs import config_key, library_key
 
-CHUNK_SIZE = 1024 * 1024
+CHUNK_SIZE = 256 * 1024
 # What a cut-off body looks like to the handler, depending on how it ended.
 CUT_OFF = (aiohttp.ClientPayloadError, ConnectionResetError, EOFError)
 
@@ -96,16 +96,18 @@ async def _stream(request: web.Request, name: str, read) -> Staged:
     limit = request.app[config_key].max_upload_size
     upload = await library.storage.open_upload()
     try:
-        buffer = bytearray()
+        received, batch, batched = 0, [], 0
         while chunk := await read():
-            if upload.size + len(buffer) + len(chunk) > limit:
+            received += len(chunk)
+            if received > limit:
                 raise _too_large(name, limit)
-            buffer += chunk
+            batch.append(chunk)
+            batched += len(chunk)
             # Fewer, larger writes: each one is a trip to a thread.
-            if len(buffer) >= CHUNK_SIZE:
-                await upload.write(bytes(buffer))
-                buffer.clear()
-        await upload.write(bytes(buffer))
+            if batched >= CHUNK_SIZE:
+                await upload.write(batch)
+                batch, batched = [], 0
+        await upload.write(batch)
         await library.storage.finish(upload)
     except CUT_OFF:
         await library.storage.discard(upload)

@@ -48,15 +48,20 @@ def wav_pieces(total: int):
 
 
 class RssSampler(threading.Thread):
-    def __init__(self, pid: int):
+    """The peak of `measure()` (bytes), sampled every 20 ms until stop()."""
+
+    def __init__(self, measure):
         super().__init__(daemon=True)
-        self.process = psutil.Process(pid)
+        self.measure = measure
         self.peak = 0
         self.running = True
 
     def run(self):
         while self.running:
-            self.peak = max(self.peak, self.process.memory_info().rss)
+            try:
+                self.peak = max(self.peak, self.measure())
+            except psutil.NoSuchProcess:  # a process that ended between two samples
+                pass
             time.sleep(0.02)
 
     def stop(self) -> int:
@@ -104,7 +109,8 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=1024)
     total = parser.parse_args().size_mb * 1024 * 1024
     with tempfile.TemporaryDirectory() as tmp:
-        server = ServerProcess(Path(tmp) / "data", Path(tmp))
+        # One worker: the figure is one process's memory.
+        server = ServerProcess(Path(tmp) / "data", Path(tmp), workers=1)
         server.start(server.command("--max-upload-size", "2G"))
         try:
             # Warm up: one small upload starts the probe worker and the code paths.
@@ -114,7 +120,7 @@ def main() -> None:
             print(f"server idle RSS: {idle / 2**20:.1f} MiB; file: {total / 2**20:.0f} MiB")
             print(f"{'mode':<16}{'status':>7}{'peak RSS':>12}{'peak-idle':>12}{'MB/s':>9}")
             for mode in ("content-length", "chunked", "multipart"):
-                sampler = RssSampler(server.process.pid)
+                sampler = RssSampler(lambda: psutil.Process(server.process.pid).memory_info().rss)
                 sampler.start()
                 started = time.perf_counter()
                 status = upload(server.port, mode, f"{mode}.wav", total)

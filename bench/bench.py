@@ -1,0 +1,394 @@
+"""AudioServer against nginx on the same machine, in the same run.
+
+Each figure is the median of several runs with its range; each comparison
+is a ratio of two figures from this run, because the machine is shared and
+noisy. Prints a table and writes the figures as JSON. Run it through
+`bench/run`, which installs nginx, wrk and the Python packages first.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import aiohttp
+import psutil
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
+from serverprocess import ServerProcess, free_port  # noqa: E402
+from upload_memory import RssSampler, wav_pieces  # noqa: E402
+
+from audioserver.listing import encode_cursor  # noqa: E402
+
+MB = 1_000_000
+NGINX_CONF = """
+user root;
+worker_processes {workers};
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    types {{ audio/wav wav; application/json json; }}
+    client_body_temp_path {prefix}/body;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location /upload/ {{
+            dav_methods PUT;
+            create_full_put_path on;
+            client_max_body_size 0;
+            client_body_buffer_size 1m;
+        }}
+    }}
+}}
+"""
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "runs": [round(v, 3) for v in values]}
+
+
+def ratio(ours: dict, theirs: dict) -> float:
+    return ours["median"] / theirs["median"]
+
+
+class Nginx:
+    def __init__(self, prefix: Path, root: Path, workers: int):
+        self.port = free_port()
+        prefix.mkdir(parents=True, exist_ok=True)
+        (prefix / "body").mkdir(exist_ok=True)
+        conf = prefix / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(prefix=prefix, root=root, port=self.port,
+                                          workers=workers))
+        self.process = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(prefix),
+                                         "-g", "daemon off;"])
+        deadline = time.monotonic() + 10
+        while subprocess.run(["curl", "-s", "-o", "/dev/null", self.url("/")]).returncode:
+            if time.monotonic() > deadline:
+                raise RuntimeError("nginx did not start: " + (prefix / "error.log").read_text())
+            time.sleep(0.1)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def curl(*args: str) -> tuple[int, float]:
+    """Run curl; (bytes moved, seconds) as curl itself measured them."""
+    out = subprocess.run(["curl", "-s", "-f", "-o", "/dev/null",
+                          "-w", "%{size_download} %{size_upload} %{time_total}", *args],
+                         check=True, capture_output=True, text=True).stdout
+    down, up, seconds = out.split()[-3:]
+    return max(int(float(down)), int(float(up))), float(seconds)
+
+
+def mb_per_s(moved: int, seconds: float) -> float:
+    return moved / MB / seconds
+
+
+def drop_cache(*paths: Path) -> None:
+    """Evict the files from the page cache: the next read comes from disk."""
+    os.sync()
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def write_wav(path: Path, size: int) -> None:
+    with open(path, "wb") as file:
+        for piece in wav_pieces(size):
+            file.write(piece)
+
+
+def wrk(url: str, seconds: int, connections: int = 64) -> dict:
+    """Requests/s and latency percentiles (ms) of one wrk run."""
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+                         check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    latency = {p: _ms(re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups())
+               for p in ("50", "99")}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"{url}: {errors.group(1)} failed requests")
+    return {"rps": rps, "p50_ms": latency["50"], "p99_ms": latency["99"]}
+
+
+def _ms(match: tuple[str, str]) -> float:
+    value, unit = match
+    return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+
+def wrk_runs(url: str, runs: int, seconds: int) -> dict:
+    results = [wrk(url, seconds) for _ in range(runs)]
+    return {key: spread([r[key] for r in results]) for key in ("rps", "p50_ms", "p99_ms")}
+
+
+def server_rss(server: ServerProcess) -> int:
+    """Resident memory of the serving processes (supervisor and workers;
+    the parser workers are reported apart, by upload_memory.py)."""
+    root = psutil.Process(server.process.pid)
+    processes = [root] + [child for child in root.children()
+                          if "audioserver.probe" not in " ".join(child.cmdline())]
+    return sum(process.memory_info().rss for process in processes)
+
+
+# The measurements
+
+def bulk(tmp: Path, server: ServerProcess, nginx: Nginx, source: Path, runs: int) -> dict:
+    size = source.stat().st_size
+    base = f"http://127.0.0.1:{server.port}"
+    upload = {"raw": [], "multipart": [], "nginx": [], "cp": []}
+    for run in range(runs):
+        upload["raw"].append(mb_per_s(*curl("-T", str(source), f"{base}/upload?name=raw{run}.wav")))
+        server.request("DELETE", f"/delete?name=raw{run}.wav")
+        upload["multipart"].append(mb_per_s(*curl(
+            "-F", f"file=@{source};filename=form{run}.wav", f"{base}/upload")))
+        server.request("DELETE", f"/delete?name=form{run}.wav")
+        upload["nginx"].append(mb_per_s(*curl("-T", str(source), nginx.url(f"/upload/{run}.wav"))))
+        (tmp / "nginx-root" / "upload" / f"{run}.wav").unlink()
+        started = time.perf_counter()
+        subprocess.run(["cp", source, tmp / "copy.wav"], check=True)
+        subprocess.run(["sync", tmp / "copy.wav"], check=True)  # as durable as a 201
+        upload["cp"].append(size / MB / (time.perf_counter() - started))
+        (tmp / "copy.wav").unlink()
+    subprocess.run(["curl", "-s", "-T", str(source), f"{base}/upload?name=big.wav"], check=True,
+                   capture_output=True)
+    stored = stored_path(server, "big.wav")
+    served = tmp / "nginx-root" / "big.wav"
+    download = {}
+    for cache in ("warm", "cold"):
+        for who, url in (("server", f"{base}/download?name=big.wav"), ("nginx", nginx.url("/big.wav"))):
+            results = []
+            for _ in range(runs):
+                if cache == "cold":
+                    drop_cache(stored, served)
+                else:
+                    curl(url)
+                results.append(mb_per_s(*curl(url)))
+            download[f"{cache} {who}"] = spread(results)
+    return {"size_bytes": size, "upload": {k: spread(v) for k, v in upload.items()},
+            "download": download}
+
+
+def stored_path(server: ServerProcess, name: str) -> Path:
+    db = sqlite3.connect(server.data_dir / "audioserver.sqlite3")
+    try:
+        (key,) = db.execute("SELECT storage_key FROM audio WHERE name = ?", (name,)).fetchone()
+    finally:
+        db.close()
+    return server.data_dir / "audio" / key
+
+
+def small_requests(tmp: Path, server: ServerProcess, nginx: Nginx, runs: int,
+                   seconds: int) -> dict:
+    for index in range(150):
+        server.put(f"small{index:03d}.wav", wav_bytes(index % 30 + 1))
+    base = f"http://127.0.0.1:{server.port}"
+    status, _, body = server.request("GET", "/info?name=small007.wav")
+    (tmp / "nginx-root" / "info.json").write_bytes(body)
+    status, _, body = server.request("GET", "/list?maxduration=20&limit=100")
+    (tmp / "nginx-root" / "list.json").write_bytes(body)
+    return {
+        "info": wrk_runs(f"{base}/info?name=small007.wav", runs, seconds),
+        "list": wrk_runs(f"{base}/list?maxduration=20&limit=100", runs, seconds),
+        "nginx info.json": wrk_runs(nginx.url("/info.json"), runs, seconds),
+        "nginx list.json": wrk_runs(nginx.url("/list.json"), runs, seconds),
+    }
+
+
+def wav_bytes(frames_k: int) -> bytes:
+    return b"".join(wav_pieces(44 + frames_k * 4000))
+
+
+def big_library(tmp: Path, count: int, runs: int, seconds: int, workers: int) -> dict:
+    """`count` rows inserted directly (each with an empty file), then measured."""
+    (tmp / "big-logs").mkdir()
+    server = ServerProcess(tmp / "big-library", tmp / "big-logs", workers=workers)
+    server.start()  # creates the schema
+    server.stop()
+    fill_library(server.data_dir, count)
+    starts = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        server.start()
+        starts.append(time.perf_counter() - started)
+        server.stop()
+    server.start()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        deep = min(500, count // 100)
+        deep_url = page_url(server.data_dir, deep)
+        return {
+            "rows": count,
+            "start_seconds": spread(starts),
+            "info": wrk_runs(f"{base}/info?name=file{count // 2:06d}.wav", runs, seconds),
+            "list": wrk_runs(f"{base}/list?maxduration=100&limit=100", runs, seconds),
+            "page 1": wrk_runs(f"{base}/list?sort=duration&limit=100", runs, seconds),
+            "deep page": wrk_runs(f"{base}{deep_url}", runs, seconds),
+            "deep page number": deep,
+        }
+    finally:
+        server.stop()
+
+
+def fill_library(data_dir: Path, count: int) -> None:
+    rows = []
+    for index in range(count):
+        key = f"{index:032x}"
+        (data_dir / "audio" / key).touch()
+        frames = 44100 * (1 + index * 7919 % 600)  # durations spread over 10 minutes
+        name = f"file{index:06d}.wav"
+        rows.append((name, name, key, frames / 44100, frames, 44100, 2, "WAV", "PCM_16",
+                     "audio/wav", frames * 4 + 44, "0" * 64, f"2026-01-01T00:00:{index % 60:02d}Z"))
+    db = sqlite3.connect(data_dir / "audioserver.sqlite3")
+    with db:
+        db.executemany(
+            "INSERT INTO audio (name, name_folded, storage_key, duration, frames, samplerate,"
+            " channels, format, subtype, content_type, size, sha256, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    db.close()
+
+
+def page_url(data_dir: Path, page: int) -> str:
+    """The URL a client reaches by following rel="next" page-1 times."""
+    db = sqlite3.connect(data_dir / "audioserver.sqlite3")
+    try:
+        duration, name = db.execute(
+            "SELECT duration, name FROM audio ORDER BY duration, name LIMIT 1 OFFSET ?",
+            ((page - 1) * 100 - 1,)).fetchone()
+    finally:
+        db.close()
+    cursor = encode_cursor("duration", (duration, name))
+    return f"/list?sort=duration&limit=100&cursor={cursor}"
+
+
+def memory(server: ServerProcess, gigabyte: int, concurrent: int) -> dict:
+    idle = server_rss(server)
+    sampler = RssSampler(lambda: server_rss(server))
+    sampler.start()
+    curl_stream = subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-T", "-",
+                                    f"http://127.0.0.1:{server.port}/upload?name=huge.wav"],
+                                   stdin=subprocess.PIPE)
+    for piece in wav_pieces(gigabyte):
+        curl_stream.stdin.write(piece)
+    curl_stream.stdin.close()
+    curl_stream.wait()
+    one_big = sampler.stop()
+    server.request("DELETE", "/delete?name=huge.wav")
+    sampler = RssSampler(lambda: server_rss(server))
+    sampler.start()
+    statuses = asyncio.run(many_uploads(server.port, concurrent, 5 * 1024 * 1024))
+    many = sampler.stop()
+    return {"idle_mib": idle / 2**20, "one_1gb_upload_peak_mib": one_big / 2**20,
+            "concurrent_uploads": concurrent, "concurrent_5mb_peak_mib": many / 2**20,
+            "concurrent_statuses": sorted(set(statuses))}
+
+
+async def many_uploads(port: int, count: int, size: int) -> list[int]:
+    body = b"".join(wav_pieces(size))
+    connector = aiohttp.TCPConnector(limit=count)
+    async with aiohttp.ClientSession(connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=600)) as session:
+        async def one(index):
+            url = f"http://127.0.0.1:{port}/upload?name=many{index}.wav"
+            async with session.put(url, data=body) as response:
+                return response.status
+        return await asyncio.gather(*(one(i) for i in range(count)))
+
+
+def table(results: dict) -> str:
+    bulk_, small, big, mem = (results[k] for k in ("bulk", "small", "big_library", "memory"))
+    up, down = bulk_["upload"], bulk_["download"]
+    rows = [
+        ("Download warm, MB/s", down["warm server"], down["warm nginx"]),
+        ("Download cold, MB/s", down["cold server"], down["cold nginx"]),
+        ("Upload raw, MB/s", up["raw"], up["nginx"]),
+        ("Upload multipart, MB/s", up["multipart"], up["nginx"]),
+        ("Upload raw vs cp+sync, MB/s", up["raw"], up["cp"]),
+        ("/info req/s", small["info"]["rps"], small["nginx info.json"]["rps"]),
+        ("/list?limit=100 req/s", small["list"]["rps"], small["nginx list.json"]["rps"]),
+        ("/info p99 ms", small["info"]["p99_ms"], small["nginx info.json"]["p99_ms"]),
+        ("/list p99 ms", small["list"]["p99_ms"], small["nginx list.json"]["p99_ms"]),
+        (f"100k: page {big['deep page number']} vs page 1 req/s", big["deep page"]["rps"],
+         big["page 1"]["rps"]),
+        ("100k: /info req/s", big["info"]["rps"], small["nginx info.json"]["rps"]),
+        ("100k: /list req/s", big["list"]["rps"], small["nginx list.json"]["rps"]),
+    ]
+    lines = [f"{'measure':<34}{'ours (median, range)':>26}{'theirs':>26}{'ratio':>8}"]
+    for label, ours, theirs in rows:
+        lines.append(f"{label:<34}{_cell(ours):>26}{_cell(theirs):>26}{ratio(ours, theirs):>8.2f}")
+    lines.append(f"{'100k: start-up, s':<34}{_cell(big['start_seconds']):>26}")
+    lines.append(f"{'100k: /list p99 ms':<34}{_cell(big['list']['p99_ms']):>26}")
+    lines.append(f"Memory of the serving processes, MiB: idle {mem['idle_mib']:.0f}; peak "
+                 f"during a 1 GB upload {mem['one_1gb_upload_peak_mib']:.0f}; peak during "
+                 f"{mem['concurrent_uploads']} concurrent 5 MB uploads "
+                 f"{mem['concurrent_5mb_peak_mib']:.0f} (answers: {mem['concurrent_statuses']})")
+    return "\n".join(lines)
+
+
+def _cell(figure: dict) -> str:
+    return f"{figure['median']:.1f} ({figure['min']:.1f}-{figure['max']:.1f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    parser.add_argument("--size-mb", type=int, default=500, help="the bulk file (500)")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=5, help="each wrk run")
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        (tmp / "nginx-root").mkdir()
+        source = tmp / "nginx-root" / "big.wav"
+        write_wav(source, args.size_mb * MB)
+        server = ServerProcess(tmp / "data", tmp, workers=args.workers)
+        server.start(server.command("--max-upload-size", "2G"))
+        nginx = Nginx(tmp / "nginx", tmp / "nginx-root", args.workers)
+        try:
+            results = {
+                "date": date.today().isoformat(),
+                "machine": f"{platform.node()}: {os.cpu_count()} cores, "
+                           f"{psutil.virtual_memory().total / 2**30:.0f} GiB, {platform.platform()}",
+                "workers": args.workers,
+                "bulk": bulk(tmp, server, nginx, source, args.runs),
+                "small": small_requests(tmp, server, nginx, args.runs, args.seconds),
+                "memory": memory(server, 1024 * 2**20, 200),
+            }
+        finally:
+            server.stop()
+            nginx.stop()
+        results["big_library"] = big_library(tmp, args.rows, 3, args.seconds, args.workers)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(f"{results['date']}, {results['machine']}, {args.workers} workers")
+    print(table(results))
+    print(f"figures: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
