@@ -7,6 +7,7 @@ reader go on while a write commits, and busy_timeout covers other processes.
 
 import asyncio
 import logging
+import math
 import sqlite3
 from pathlib import Path
 
@@ -39,12 +40,15 @@ MIGRATIONS = [
         created_at TEXT NOT NULL,
         available INTEGER NOT NULL DEFAULT 1
     );
-    CREATE INDEX audio_duration ON audio (duration, name);
-    CREATE INDEX audio_size ON audio (size, name);
-    CREATE INDEX audio_created ON audio (created_at, name);
-    CREATE INDEX audio_format ON audio (format, name);
-    CREATE INDEX audio_samplerate ON audio (samplerate, name);
-    CREATE INDEX audio_channels ON audio (channels, name);
+    -- Every listing asks for available = 1 first, so it leads each index:
+    -- then a page is an index range and a count never touches the table.
+    CREATE INDEX audio_name ON audio (available, name);
+    CREATE INDEX audio_duration ON audio (available, duration, name);
+    CREATE INDEX audio_size ON audio (available, size, name);
+    CREATE INDEX audio_created ON audio (available, created_at, name);
+    CREATE INDEX audio_format ON audio (available, format, name);
+    CREATE INDEX audio_samplerate ON audio (available, samplerate, name);
+    CREATE INDEX audio_channels ON audio (available, channels, name);
     """,
 ]
 
@@ -53,6 +57,7 @@ COLUMNS = (
     "content_type, size, sha256, created_at, storage_key, available"
 )
 BUSY_TIMEOUT_MS = 10_000
+MAX_KEPT_COUNTS = 1000
 
 
 class Database:
@@ -63,6 +68,8 @@ class Database:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._counts: dict[tuple[str, tuple], int] = {}
+        self._counts_version: int | None = None
 
     async def open(self) -> None:
         self._writer = await self._connect()
@@ -120,29 +127,55 @@ class Database:
         """One page of records matching `query`, how many match in all, and
         whether another page follows."""
         where, params = _filters(query)
-        column = SORT_COLUMNS[query.sort]
+        await self._forget_stale_counts()
+        total = await self._count(" AND ".join(where), tuple(params))
+        # The key of the order: the column, then the unique name to break ties.
+        key = ("name",) if query.sort == "name" else (SORT_COLUMNS[query.sort], "name")
+        if total > await self._walk_threshold(query.limit):
+            # Many match: walking the sort index finds a page of them sooner
+            # than sorting them all, which a filter's index would need.
+            where, params = _filters(query, keep_index=key[0])
         direction = "DESC" if query.descending else "ASC"
         page_where, page_params = list(where), list(params)
         if query.after is not None:
-            page_where.append(f"({column}, name) {'<' if query.descending else '>'} (?, ?)")
-            page_params += list(query.after)
-        sql = (
-            f"SELECT {COLUMNS} FROM audio WHERE {' AND '.join(page_where)}"
-            f" ORDER BY {column} {direction}, name {direction} LIMIT ?"
-        )
+            holes = ", ".join("?" * len(key))
+            page_where.append(f"({', '.join(key)}) {'<' if query.descending else '>'} ({holes})")
+            page_params += list(query.after)[-len(key):]
+        order = ", ".join(f"{column} {direction}" for column in key)
+        sql = (f"SELECT {COLUMNS} FROM audio WHERE {' AND '.join(page_where)}"
+               f" ORDER BY {order} LIMIT ?")
         # One row more than the page tells whether a next page exists.
         cursor = await self._reader.execute(sql, (*page_params, query.limit + 1))
         records = [_record(row) for row in await cursor.fetchall()]
-        cursor = await self._reader.execute(
-            f"SELECT count(*) FROM audio WHERE {' AND '.join(where)}", params
-        )
-        (total,) = await cursor.fetchone()
         return records[: query.limit], total, len(records) > query.limit
+
+    async def _walk_threshold(self, limit: int) -> float:
+        """Sorting k matches costs about k; walking the sort index to a page
+        costs about limit * rows / k. They meet at k = sqrt(limit * rows)."""
+        rows = await self._count("available = 1", ())
+        return math.sqrt((limit + 1) * rows)
+
+    async def _forget_stale_counts(self) -> None:
+        """Counting is the dearest part of a page of a large library, so
+        counts are kept until the database changes."""
+        cursor = await self._reader.execute("PRAGMA data_version")
+        # data_version moves whenever another connection (our writer, or
+        # another worker's) commits: then every kept count may be stale.
+        (version,) = await cursor.fetchone()
+        if version != self._counts_version or len(self._counts) > MAX_KEPT_COUNTS:
+            self._counts, self._counts_version = {}, version
+
+    async def _count(self, where: str, params: tuple) -> int:
+        """How many rows match; call _forget_stale_counts first."""
+        if (where, params) not in self._counts:
+            cursor = await self._reader.execute(f"SELECT count(*) FROM audio WHERE {where}", params)
+            (self._counts[where, params],) = await cursor.fetchone()
+        return self._counts[where, params]
 
     async def summary(self) -> tuple[int, float]:
         """How many available files there are, and their total duration."""
         cursor = await self._reader.execute(
-            "SELECT count(*), coalesce(sum(duration), 0) FROM audio WHERE available"
+            "SELECT count(*), coalesce(sum(duration), 0) FROM audio WHERE available = 1"
         )
         count, duration = await cursor.fetchone()
         return count, duration
@@ -217,19 +250,26 @@ class _Transaction:
             self.lock.release()
 
 
-def _filters(query: ListQuery) -> tuple[list[str], list]:
-    where, params = ["available"], []
-    for clause, value in (
-        ("duration >= ?", query.min_duration),
-        ("duration <= ?", query.max_duration),
-        ("samplerate = ?", query.samplerate),
-        ("channels = ?", query.channels),
+def _filters(query: ListQuery, keep_index: str | None = None) -> tuple[list[str], list]:
+    """WHERE terms and their parameters. With `keep_index`, a filter on any
+    other column is written `+column`, which SQLite cannot use an index for:
+    that steers it to walk the sort column's index instead."""
+    where, params = ["available = 1"], []
+
+    def column(name: str) -> str:
+        return name if keep_index in (None, name) else f"+{name}"
+
+    for name, test, value in (
+        ("duration", ">= ?", query.min_duration),
+        ("duration", "<= ?", query.max_duration),
+        ("samplerate", "= ?", query.samplerate),
+        ("channels", "= ?", query.channels),
     ):
         if value is not None:
-            where.append(clause)
+            where.append(f"{column(name)} {test}")
             params.append(value)
     if query.formats:
-        where.append(f"format IN ({', '.join('?' * len(query.formats))})")
+        where.append(f"{column('format')} IN ({', '.join('?' * len(query.formats))})")
         params += query.formats
     if query.q:
         where.append("instr(name_folded, ?) > 0")

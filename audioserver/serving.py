@@ -40,11 +40,20 @@ def serve(config: Config) -> None:
         Supervisor(config).run()
 
 
+class AccessLogger(web.AbstractAccessLogger):
+    """One line per request. aiohttp's own logger parses a format string on
+    every request, a tenth of the cost of a small answer."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info('%s "%s %s" %d %d %.1f ms', request.remote, request.method,
+                         request.path_qs, response.status, response.body_length, time * 1000)
+
+
 def _run(config: Config, announce) -> None:
     web.run_app(
         create_app(config), host=config.host, port=config.port,
         reuse_port=config.workers > 1, shutdown_timeout=SHUTDOWN_TIMEOUT,
-        print=lambda _: announce(),
+        access_log_class=AccessLogger, print=lambda _: announce(),
     )
 
 

@@ -31,7 +31,7 @@ async def upload_form(request: web.Request) -> dict:
 
 async def upload(request: web.Request) -> web.StreamResponse:
     records = await request.app[library_key].add(await uploads.receive(request))
-    location = info_url(request, records[0].name)
+    location = _info_url(request, records[0].name)
     if wants_html(request):
         raise web.HTTPSeeOther(location if len(records) == 1 else _url(request, "list"))
     body = records[0].public() if len(records) == 1 else [r.public() for r in records]
@@ -100,7 +100,7 @@ async def delete(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
-def info_url(request: web.Request, name: str) -> URL:
+def _info_url(request: web.Request, name: str) -> URL:
     return _url(request, "info").with_query(name=name)
 
 

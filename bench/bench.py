@@ -361,7 +361,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5, help="each wrk run")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--big-library-only", action="store_true",
+                        help="measure only the library of --rows files")
     args = parser.parse_args()
+    if args.big_library_only:
+        with tempfile.TemporaryDirectory() as name:
+            figures = big_library(Path(name), args.rows, 3, args.seconds, args.workers)
+        print(json.dumps(figures, indent=2))
+        return
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         (tmp / "nginx-root").mkdir()

@@ -228,7 +228,10 @@ def test_several_workers_share_the_port_and_a_dead_one_is_replaced(server):
     assert len(workers) == 3
     for index in range(6):  # writes land on whichever worker; all see them all
         assert server.put(f"{index}.wav", audiofiles.wav())[0] == 201
-        assert server.names() == [f"{i}.wav" for i in range(index + 1)]
+        for _ in range(3):
+            assert server.names() == [f"{i}.wav" for i in range(index + 1)]
+            _, headers, _ = server.request("GET", "/list?maxduration=5")
+            assert headers["X-Total-Count"] == str(index + 1)
     workers[0].kill()
     wait_for(lambda: len([w for w in serving_workers(server) if w.pid != workers[0].pid]) == 3)
     for _ in range(10):
