@@ -9,7 +9,7 @@ import asyncio
 import re
 import urllib.parse
 import unicodedata
-from datetime import datetime
+from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
@@ -18,7 +18,8 @@ from aiohttp import web
 from .errors import NotFound, RangeNotSatisfiable
 from .models import AudioRecord
 
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# [0-9], not \d: HTTP's DIGIT is ASCII, and \d would take "bytes=٠-٩" for 0-9.
+_RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 # Players re-request often; the answer is a cheap 304 while the bytes are the same.
 CACHE_CONTROL = "no-cache"
 
@@ -131,9 +132,12 @@ def _http_date(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        return parsedate_to_datetime(text)
+        when = parsedate_to_datetime(text)
     except (TypeError, ValueError):
         return None
+    # HTTP dates are GMT; asctime's form, which RFC 9110 says to accept,
+    # names no zone and parses naive, which cannot be compared with ours.
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
 
 
 def content_disposition(name: str, inline: bool) -> str:

@@ -4,6 +4,7 @@ import base64
 import binascii
 import json
 import math
+import unicodedata
 from dataclasses import dataclass, replace
 from typing import Mapping
 
@@ -17,6 +18,12 @@ SORT_COLUMNS = {"name": "name", "duration": "duration", "size": "size", "created
 FORMAT_FAMILIES = {"WAV": ("WAV", "WAVEX", "RF64")}
 # ?format=json and ?format=html choose the representation, not an audio format.
 REPRESENTATIONS = {"JSON", "HTML"}
+# SQLite's integers are 64-bit: a larger number cannot even be compared.
+MAX_INT = 2**63 - 1
+# What a cursor's sort value may be, by sort: anything else would reach SQL
+# as a parameter it cannot bind (a list) or compare sensibly (a string size).
+CURSOR_VALUE_TYPES = {"name": (str,), "duration": (int, float), "size": (int,),
+                      "created": (str,)}
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,7 @@ def parse_list_query(params: Mapping[str, str]) -> ListQuery:
         formats=_formats(params),
         samplerate=_positive_int(params, "samplerate"),
         channels=_positive_int(params, "channels"),
-        q=_one(params, "q") or None,
+        q=_search_text(params),
         sort=sort,
         descending=sort_param.startswith("-"),
         limit=_limit(params),
@@ -88,6 +95,19 @@ def _one(params: Mapping[str, str], key: str) -> str | None:
     if len(values) > 1:
         raise BadRequest(f"{key} was given {len(values)} times; give it once")
     return values[0] if values else None
+
+
+def _all(params: Mapping[str, str], key: str) -> list[str]:
+    """Every value of a repeatable parameter, from a MultiDict or a plain dict."""
+    if hasattr(params, "getall"):
+        return params.getall(key, [])
+    return [params[key]] if params.get(key) is not None else []
+
+
+def _search_text(params) -> str | None:
+    """?q=, in NFC as names are stored: "É" typed decomposed must find "Éclair"."""
+    text = _one(params, "q")
+    return unicodedata.normalize("NFC", text) if text else None
 
 
 def _seconds(params, key: str) -> float | None:
@@ -107,7 +127,7 @@ def _positive_int(params, key: str) -> int | None:
     text = _one(params, key)
     if text is None or text == "":
         return None
-    if not text.isascii() or not text.isdigit() or int(text) <= 0:
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= MAX_INT:
         raise BadRequest(f"{key}={text!r} is not a positive whole number")
     return int(text)
 
@@ -122,9 +142,8 @@ def _limit(params) -> int:
 
 
 def _formats(params) -> tuple[str, ...]:
-    values = params.getall("format", []) if hasattr(params, "getall") else []
     formats = []
-    for value in values:
+    for value in _all(params, "format"):
         name = value.strip().upper()
         if not name or name in REPRESENTATIONS:
             continue
@@ -144,9 +163,30 @@ def decode_cursor(cursor: str, sort_param: str) -> tuple:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         cursor_sort, value, name = json.loads(raw)
     except (binascii.Error, ValueError, TypeError):
-        raise BadRequest(
-            "the cursor is not one this server made; follow the Link: rel=\"next\" URL as it is"
-        ) from None
-    if cursor_sort != sort_param or not isinstance(name, str):
+        raise _not_our_cursor() from None
+    if cursor_sort != sort_param:
         raise BadRequest("the cursor belongs to another sort order; start again without it")
+    sort = sort_param.removeprefix("-")
+    if not _cursor_value_ok(value, sort) or not _cursor_value_ok(name, "name"):
+        raise _not_our_cursor()
     return (value, name)
+
+
+def _not_our_cursor() -> BadRequest:
+    return BadRequest(
+        "the cursor is not one this server made; follow the Link: rel=\"next\" URL as it is"
+    )
+
+
+def _cursor_value_ok(value, sort: str) -> bool:
+    """Whether `value` is what this server puts in a cursor for `sort`."""
+    if isinstance(value, bool) or not isinstance(value, CURSOR_VALUE_TYPES[sort]):
+        return False
+    if isinstance(value, int):
+        return -MAX_INT - 1 <= value <= MAX_INT
+    if isinstance(value, float):
+        return math.isfinite(value)  # JSON's NaN would bind as NULL and end the listing
+    if isinstance(value, str):
+        # JSON allows a lone surrogate ("\ud800"), which is no text SQLite can bind.
+        return not any("\ud800" <= char <= "\udfff" for char in value)
+    return True

@@ -6,15 +6,18 @@ out at a fifth of its real duration. Walking every frame header gives the
 true count; the LAME tag, when there is one, says how many samples of
 encoder delay and padding to take off so the count matches what decodes.
 
-The file is read through mmap, so memory does not grow with its size.
+The file is read a chunk at a time, so memory does not grow with its size.
+Not mmap: the probe worker runs under an address-space limit (RLIMIT_AS) that
+mapping a multi-gigabyte file whole would run into.
 """
 
-import mmap
+import functools
 import os
 from dataclasses import dataclass
+from typing import BinaryIO
 
 # Bitrates in kbit/s by (MPEG-1?, layer) and the header's 4-bit index;
-# index 0 (free format) and 15 are not usable.
+# index 0 (free format: the length is not in the header) and 15 are not usable.
 BITRATES = {
     (True, 1): (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
     (True, 2): (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
@@ -29,20 +32,27 @@ SAMPLE_RATES = {"1": (44100, 48000, 32000), "2": (22050, 24000, 16000),
                 "2.5": (11025, 12000, 8000)}
 # The header's 2 layer bits -> layer; 0b00 is reserved.
 LAYERS = {0b01: 3, 0b10: 2, 0b11: 1}
+RESERVED_EMPHASIS = 0b10
 # Where a Xing/Info tag starts in the first frame, by (MPEG-1?, mono?):
 # after the 4-byte header and the side information.
 XING_OFFSETS = {(True, False): 36, (True, True): 21, (False, False): 21, (False, True): 13}
+XING_FRAMES, XING_BYTES, XING_TOC, XING_QUALITY = 0x1, 0x2, 0x4, 0x8
 VBRI_OFFSET = 36
+VBRI_FRAMES_OFFSET = 14  # after "VBRI", version, delay, quality and byte count
 # The LAME extension: the encoder delay and padding, 12 bits each, lie 21
-# bytes after the start of its 9-byte encoder string.
+# bytes after the start of its 9-byte encoder string ("LAME3.100", "Lavf58.76").
+LAME_ENCODER_SIZE = 9
 LAME_DELAY_OFFSET = 21
+ID3V2_HEADER_SIZE = 10
 ID3V1_SIZE = 128
 APE_FOOTER_SIZE = 32
+# Far more than a frame (at most 1,729 bytes) or a tag frame needs to see at once.
+CHUNK_SIZE = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Mp3Count:
-    frames: int  # sample frames per channel, delay and padding removed
+    frames: int  # sample frames per channel, encoder delay and padding removed
     samplerate: int
     channels: int
     mpeg_frames: int  # audio frames walked; a Xing/Info/VBRI frame is not audio
@@ -56,7 +66,12 @@ class _Header:
     layer: int
     samplerate: int
     channels: int
-    length: int
+    length: int  # bytes, header included
+
+    @property
+    def stream(self) -> tuple[str, int, int]:
+        """What stays the same from frame to frame; bitrate and mode may not."""
+        return self.version, self.layer, self.samplerate
 
     @property
     def samples(self) -> int:
@@ -66,10 +81,6 @@ class _Header:
             return 576
         return 1152
 
-    def same_stream(self, other: "_Header") -> bool:
-        return (self.version, self.layer, self.samplerate) == (
-            other.version, other.layer, other.samplerate)
-
 
 @dataclass(frozen=True)
 class _Tag:
@@ -78,36 +89,76 @@ class _Tag:
     padding: int = 0
 
 
+class _Reader:
+    """The bytes of [0, end) of a file, kept one chunk at a time: the walk only
+    looks a frame or two ahead of where it is."""
+
+    def __init__(self, file: BinaryIO, end: int):
+        self.end = end
+        self._file = file
+        self._base = 0
+        self._chunk = b""
+
+    def read(self, pos: int, size: int) -> bytes:
+        """Up to `size` bytes at `pos`, fewer where the audio ends."""
+        stop = min(pos + size, self.end)
+        if pos < self._base or stop > self._base + len(self._chunk):
+            self._load(pos, stop - pos)
+        return self._chunk[pos - self._base:stop - self._base]
+
+    def word(self, pos: int) -> int:
+        """The 4 bytes at `pos` as a big-endian number (`pos` + 4 <= end)."""
+        return int.from_bytes(self.read(pos, 4), "big")
+
+    def find_sync(self, pos: int) -> int:
+        """Where the next 0xFF byte at or after `pos` is, or -1."""
+        while pos < self.end:
+            if not self._base <= pos < self._base + len(self._chunk):
+                self._load(pos, 1)
+            stop = min(len(self._chunk), self.end - self._base)
+            found = self._chunk.find(b"\xff", pos - self._base, stop)
+            if found >= 0:
+                return self._base + found
+            pos = self._base + stop
+        return -1
+
+    def _load(self, pos: int, size: int) -> None:
+        self._file.seek(pos)
+        self._chunk = self._file.read(max(size, CHUNK_SIZE))
+        self._base = pos
+
+
 def count_mp3_frames(path: str | os.PathLike) -> Mp3Count | None:
     """The frame count of the MP3 at `path`, or None if no frames are found."""
     with open(path, "rb") as file:
         size = os.fstat(file.fileno()).st_size
-        if size < 4:
-            return None
-        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return _walk(data, _audio_start(data), _audio_end(data, size))
+        start = _audio_start(file, size)
+        end = _audio_end(file, size)
+        return _walk(_Reader(file, end), start)
 
 
-def _walk(data: mmap.mmap, pos: int, end: int) -> Mp3Count | None:
+def _walk(reader: _Reader, pos: int) -> Mp3Count | None:
     first: _Header | None = None
     tag: _Tag | None = None
-    in_sync = False
+    in_sync = False  # the previous frame ended here, so a header here is no chance find
     count = 0
+    end = reader.end
     while pos + 4 <= end:
-        header = _parse(data, pos)
-        acceptable = header is not None and (first is None or header.same_stream(first))
-        if acceptable and not in_sync:
-            acceptable = _confirmed(data, pos, header, end)
-        if not acceptable or pos + header.length > end:
+        header = _parse(reader.word(pos))
+        if header is not None and first is not None and header.stream != first.stream:
+            header = None
+        if header is not None and not in_sync and not _confirmed(reader, pos, header):
+            header = None
+        if header is None or pos + header.length > end:
             # Garbage, or a frame cut short: look for the next sync word.
             in_sync = False
-            pos = data.find(b"\xff", pos + 1, end)
+            pos = reader.find_sync(pos + 1)
             if pos < 0:
                 break
             continue
         if first is None:
             first = header
-            tag = _read_tag(data, pos, header)
+            tag = _read_tag(reader.read(pos, header.length), header)
             if tag is not None:  # the tag frame carries no audio
                 pos += header.length
                 in_sync = True
@@ -122,15 +173,18 @@ def _walk(data: mmap.mmap, pos: int, end: int) -> Mp3Count | None:
     return Mp3Count(samples, first.samplerate, first.channels, count, tag.frames, first.layer)
 
 
-def _parse(data: mmap.mmap, pos: int) -> _Header | None:
-    word = int.from_bytes(data[pos:pos + 4], "big")
-    if word >> 21 != 0x7FF:
+# A stream repeats a few dozen distinct header words, so parsing is mostly a lookup.
+@functools.lru_cache(maxsize=1024)
+def _parse(word: int) -> _Header | None:
+    """The frame header in the 32-bit `word`, or None if it is not a usable one."""
+    if word >> 21 != 0x7FF:  # 11 sync bits
         return None
     version = VERSIONS.get((word >> 19) & 0b11)
     layer = LAYERS.get((word >> 17) & 0b11)
     bitrate_index = (word >> 12) & 0b1111
     rate_index = (word >> 10) & 0b11
-    if version is None or layer is None or bitrate_index in (0, 15) or rate_index == 3:
+    if (version is None or layer is None or bitrate_index in (0, 15) or rate_index == 3
+            or word & 0b11 == RESERVED_EMPHASIS):
         return None
     mpeg1 = version == "1"
     bitrate = BITRATES[(mpeg1, layer)][bitrate_index] * 1000
@@ -138,74 +192,88 @@ def _parse(data: mmap.mmap, pos: int) -> _Header | None:
     padding = (word >> 9) & 1
     if layer == 1:
         length = (12 * bitrate // samplerate + padding) * 4
-    elif layer == 3 and not mpeg1:
+    elif layer == 3 and not mpeg1:  # half the samples of an MPEG-1 frame
         length = 72 * bitrate // samplerate + padding
     else:
         length = 144 * bitrate // samplerate + padding
-    channels = 1 if (word >> 6) & 0b11 == 0b11 else 2
+    channels = 1 if (word >> 6) & 0b11 == 0b11 else 2  # channel mode 3 is mono
     return _Header(version, layer, samplerate, channels, length)
 
 
-def _confirmed(data: mmap.mmap, pos: int, header: _Header, end: int) -> bool:
+def _confirmed(reader: _Reader, pos: int, header: _Header) -> bool:
     """A sync word can occur by chance in audio or tags; a real frame is
     followed by another of the same stream, or by the end of the audio."""
     following = pos + header.length
-    if following == end:
+    if following == reader.end:
         return True
-    if following + 4 > end:
+    if following + 4 > reader.end:
         return False
-    after = _parse(data, following)
-    return after is not None and after.same_stream(header)
+    after = _parse(reader.word(following))
+    return after is not None and after.stream == header.stream
 
 
-def _read_tag(data: mmap.mmap, pos: int, header: _Header) -> _Tag | None:
+def _read_tag(frame: bytes, header: _Header) -> _Tag | None:
     """The Xing/Info or VBRI tag in the first frame, if it has one."""
-    at = pos + XING_OFFSETS[(header.version == "1", header.channels == 1)]
-    if data[at:at + 4] in (b"Xing", b"Info"):
-        flags = int.from_bytes(data[at + 4:at + 8], "big")
+    if header.layer != 3:  # the tags are Layer III side information's stand-ins
+        return None
+    at = XING_OFFSETS[(header.version == "1", header.channels == 1)]
+    if frame[at:at + 4] in (b"Xing", b"Info"):
+        flags = int.from_bytes(frame[at + 4:at + 8], "big")
         cursor = at + 8
         frames = None
-        if flags & 0x1:
-            frames = int.from_bytes(data[cursor:cursor + 4], "big")
+        if flags & XING_FRAMES:
+            frames = int.from_bytes(frame[cursor:cursor + 4], "big")
             cursor += 4
-        cursor += 4 * bool(flags & 0x2) + 100 * bool(flags & 0x4) + 4 * bool(flags & 0x8)
-        delay, padding = _lame_delay(data, cursor, pos + header.length)
+        cursor += (4 * bool(flags & XING_BYTES) + 100 * bool(flags & XING_TOC)
+                   + 4 * bool(flags & XING_QUALITY))
+        delay, padding = _lame_delay(frame, cursor)
         return _Tag(frames, delay, padding)
-    at = pos + VBRI_OFFSET
-    if data[at:at + 4] == b"VBRI":
-        return _Tag(int.from_bytes(data[at + 14:at + 18], "big"))
+    at = VBRI_OFFSET
+    if frame[at:at + 4] == b"VBRI":
+        field = at + VBRI_FRAMES_OFFSET
+        return _Tag(int.from_bytes(frame[field:field + 4], "big"))
     return None
 
 
-def _lame_delay(data: mmap.mmap, at: int, frame_end: int) -> tuple[int, int]:
-    """Encoder delay and padding from a LAME extension at `at`, else (0, 0)."""
-    field = at + LAME_DELAY_OFFSET
-    encoder = data[at:at + 9]
-    if field + 3 > frame_end or not encoder[:4].isalpha():
+def _lame_delay(frame: bytes, at: int) -> tuple[int, int]:
+    """Encoder delay and padding from a LAME extension at `at`, else (0, 0).
+
+    The extension starts with the encoder's name and version; a plain Xing
+    tag has zeros there instead, and then nothing is taken off."""
+    encoder = frame[at:at + LAME_ENCODER_SIZE]
+    field = frame[at + LAME_DELAY_OFFSET:at + LAME_DELAY_OFFSET + 3]
+    if len(field) < 3 or not (encoder[:4].isascii() and encoder[:4].isalpha()):
         return 0, 0
-    b0, b1, b2 = data[field:field + 3]
+    b0, b1, b2 = field
     return (b0 << 4) | (b1 >> 4), ((b1 & 0x0F) << 8) | b2
 
 
-def _audio_start(data: mmap.mmap) -> int:
+def _audio_start(file: BinaryIO, size: int) -> int:
     """Skip an ID3v2 tag: 10-byte header, syncsafe size, optional footer."""
-    if data[:3] != b"ID3" or len(data) < 10:
+    file.seek(0)
+    header = file.read(ID3V2_HEADER_SIZE)
+    if len(header) < ID3V2_HEADER_SIZE or header[:3] != b"ID3":
         return 0
-    size = 0
-    for byte in data[6:10]:
-        size = (size << 7) | (byte & 0x7F)
-    footer = 10 if data[5] & 0x10 else 0
-    return min(len(data), 10 + size + footer)
+    tag_size = 0
+    for byte in header[6:10]:  # 7 bits a byte, so no byte looks like a sync
+        tag_size = (tag_size << 7) | (byte & 0x7F)
+    footer = ID3V2_HEADER_SIZE if header[5] & 0x10 else 0
+    return min(size, ID3V2_HEADER_SIZE + tag_size + footer)
 
 
-def _audio_end(data: mmap.mmap, size: int) -> int:
-    """Stop before an ID3v1 tag and an APEv2 tag at the end of the file."""
+def _audio_end(file: BinaryIO, size: int) -> int:
+    """Stop before an ID3v1 tag and an APEv2 tag at the end of the file
+    (the APEv2 tag, when both are there, comes first)."""
     end = size
-    if end >= ID3V1_SIZE and data[end - ID3V1_SIZE:end - ID3V1_SIZE + 3] == b"TAG":
-        end -= ID3V1_SIZE
-    footer = end - APE_FOOTER_SIZE
-    if footer >= 0 and data[footer:footer + 8] == b"APETAGEX":
-        tag_size = int.from_bytes(data[footer + 12:footer + 16], "little")
-        has_header = data[footer + 23] & 0x80
-        end = max(0, end - tag_size - (APE_FOOTER_SIZE if has_header else 0))
+    if end >= ID3V1_SIZE:
+        file.seek(end - ID3V1_SIZE)
+        if file.read(3) == b"TAG":
+            end -= ID3V1_SIZE
+    if end >= APE_FOOTER_SIZE:
+        file.seek(end - APE_FOOTER_SIZE)
+        footer = file.read(APE_FOOTER_SIZE)
+        if footer[:8] == b"APETAGEX":
+            tag_size = int.from_bytes(footer[12:16], "little")  # footer included
+            has_header = footer[23] & 0x80  # flags bit 31; the header is not in tag_size
+            end = max(0, end - tag_size - (APE_FOOTER_SIZE if has_header else 0))
     return end

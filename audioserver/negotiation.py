@@ -3,7 +3,8 @@
 from aiohttp import web
 
 HTML = "text/html"
-JSON_TYPES = ("application/json", "application/problem+json")
+# application/* covers JSON too: "text/html;q=0.5, application/*" prefers JSON.
+JSON_TYPES = ("application/json", "application/problem+json", "application/*")
 
 
 def wants_html(request: web.Request) -> bool:

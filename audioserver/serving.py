@@ -49,9 +49,12 @@ class AccessLogger(web.AbstractAccessLogger):
                          request.path_qs, response.status, response.body_length, time * 1000)
 
 
-def _run(config: Config, announce) -> None:
+def _run(config: Config, announce, ignore_sigint: bool = False) -> None:
+    app = create_app(config)
+    if ignore_sigint:
+        app.on_startup.append(_leave_sigint_to_the_supervisor)
     web.run_app(
-        create_app(config), host=config.host, port=config.port,
+        app, host=config.host, port=config.port,
         reuse_port=config.workers > 1, shutdown_timeout=SHUTDOWN_TIMEOUT,
         access_log_class=AccessLogger, print=lambda _: announce(),
     )
@@ -138,9 +141,15 @@ def _worker_main(config: Config, ready) -> None:
     """A worker process: serve until told to stop, or until the supervisor dies."""
     _die_with_parent()
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    # Ctrl-C reaches the whole process group; the supervisor decides.
+    _run(config, announce=lambda: ready.put(os.getpid()), ignore_sigint=True)
+
+
+async def _leave_sigint_to_the_supervisor(app: web.Application) -> None:
+    """Ctrl-C reaches the whole process group; the supervisor decides, and
+    stops each worker with SIGTERM. run_app installs its own SIGINT handler
+    before the app starts, so it is taken back out here."""
+    asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _run(config, announce=lambda: ready.put(os.getpid()))
 
 
 def _die_with_parent() -> None:

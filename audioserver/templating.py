@@ -1,5 +1,7 @@
 """Jinja set-up for the pages, and the filters that format metadata for people."""
 
+from datetime import datetime
+
 import jinja2
 import aiohttp_jinja2
 from aiohttp import web
@@ -14,7 +16,7 @@ def setup_templates(app: web.Application) -> None:
         app,
         loader=jinja2.FileSystemLoader(app[config_key].templates_dir),
         autoescape=True,  # names like "<img onerror=…>.wav" are shown, never run
-        filters={"duration": format_duration, "filesize": format_size},
+        filters={"duration": format_duration, "filesize": format_size, "when": format_when},
     )
 
 
@@ -35,3 +37,13 @@ def format_size(size: int) -> str:
         value /= 1024
         unit += 1
     return f"{size} bytes" if unit == 0 else f"{value:.1f} {SIZE_UNITS[unit]}"
+
+
+def format_when(timestamp: str) -> str:
+    """An RFC 3339 UTC time to the minute, as people read it; the page keeps
+    the exact value in <time datetime>."""
+    try:
+        moment = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return timestamp
+    return moment.strftime("%Y-%m-%d %H:%M UTC")

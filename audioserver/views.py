@@ -13,9 +13,10 @@ from .listing import SORT_COLUMNS, ListQuery, parse_list_query
 from .models import AudioRecord
 from .names import validate_name
 from .negotiation import wants_html
-from .typedefs import library_key
+from .typedefs import config_key, library_key
 
 TRUE_WORDS = ("1", "true", "yes", "on")
+REPRESENTATIONS = ("html", "json")
 
 
 @aiohttp_jinja2.template("index.html")
@@ -26,7 +27,7 @@ async def index(request: web.Request) -> dict:
 
 @aiohttp_jinja2.template("upload.html")
 async def upload_form(request: web.Request) -> dict:
-    return {}
+    return {"max_size": request.app[config_key].max_upload_size}
 
 
 async def upload(request: web.Request) -> web.StreamResponse:
@@ -58,6 +59,7 @@ async def list_audio(request: web.Request) -> web.StreamResponse:
         headers["Link"] = f'<{next_url}>; rel="next"'
     if wants_html(request):
         context = {"records": records, "total": total, "query": query, "next_url": next_url,
+                   "first_url": _first_page_url(request, query),
                    "sort_urls": _sort_urls(request, query)}
         return _page(request, "list.html", context, headers)
     return web.json_response([r.public() for r in records], headers=headers)
@@ -113,9 +115,16 @@ def _page(request: web.Request, template: str, context: dict,
     """A page, pointing at its JSON twin: the same URL with ?format=json."""
     response = aiohttp_jinja2.render_template(template, request, {**context, "request": request})
     response.headers.update(headers or {})
-    twin = request.rel_url.update_query(format="json")
-    response.headers.add("Link", f'<{twin}>; rel="alternate"; type="application/json"')
+    response.headers.add("Link", f'<{_json_twin(request)}>; rel="alternate"; type="application/json"')
     return response
+
+
+def _json_twin(request: web.Request) -> URL:
+    """This URL asking for JSON. Only the format=html|json override goes:
+    format=wav and the like filter the list and must stay."""
+    params = [(key, value) for key, value in request.rel_url.query.items()
+              if key != "format" or value.lower() not in REPRESENTATIONS]
+    return request.rel_url.with_query(params + [("format", "json")])
 
 
 def _name_param(request: web.Request, route: str, ask: bool = True) -> str | None:
@@ -129,13 +138,22 @@ def _name_param(request: web.Request, route: str, ask: bool = True) -> str | Non
 
 
 def _ask_name(request: web.Request, route: str) -> web.StreamResponse:
-    return aiohttp_jinja2.render_template("ask_name.html", request, {"action": route})
+    """The form asking for a name; /delete?name=X fills it in, to confirm."""
+    context = {"action": route, "name": request.query.get("name")}
+    return aiohttp_jinja2.render_template("ask_name.html", request, context)
 
 
 def _next_page_url(request: web.Request, query: ListQuery, records: list[AudioRecord]) -> URL:
     last = records[-1]
     page = query.next_page(getattr(last, SORT_COLUMNS[query.sort]), last.name)
     return request.url.join(_url(request, "list").with_query(page.to_params()))
+
+
+def _first_page_url(request: web.Request, query: ListQuery) -> URL | None:
+    """The same filters and order from the top, when this is a later page."""
+    if query.after is None:
+        return None
+    return _url(request, "list").with_query(replace(query, after=None).to_params())
 
 
 def _sort_urls(request: web.Request, query: ListQuery) -> dict[str, URL]:

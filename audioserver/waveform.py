@@ -1,10 +1,13 @@
 """Waveform peaks: computed once per file and size, then kept beside the file.
 
-Decoding runs in the parser workers (probe.py): it is libsndfile reading
-untrusted bytes, further than probing did. The JSON is stored as a sidecar
-of the audio file, so it is deleted with it.
+Decoding runs in the parser workers (probe.py), not in a thread: it is
+libsndfile reading untrusted bytes, further than probing did, and a crash
+there must cost one waveform, never the server. It is also off the event
+loop that way, and under the workers' time and memory limits. The JSON is
+stored as a sidecar of the audio file, so it is deleted with it.
 """
 
+import asyncio
 import json
 
 from .errors import BadRequest
@@ -39,4 +42,8 @@ async def peaks_json(library: Library, record: AudioRecord, points: int) -> byte
     peaks = await library.probes.peaks(path, record.name, points, record.frames, record.format)
     data = json.dumps(peaks, separators=(",", ":")).encode()
     await library.storage.write_sidecar(record.storage_key, suffix, data)
+    if not await asyncio.to_thread(path.exists):
+        # Deleted while its peaks were computed: the delete removed the
+        # sidecars there were, this one came after it.
+        await library.storage.remove([record.storage_key])
     return data

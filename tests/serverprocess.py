@@ -1,4 +1,11 @@
-"""The real server as a child process, for restarts, kills and concurrency."""
+"""The real server as a child process, for restarts, kills and concurrency.
+
+`ServerProcess` starts `python -m audioserver` in its own session (so its
+process group holds the supervisor and its serving workers), waits for the
+"AudioServer is serving" line, and talks to it over real sockets on
+127.0.0.1. The probe workers start sessions of their own, so `kill()` also
+looks them up by parentage: nothing outlives a test.
+"""
 
 import hashlib
 import http.client
@@ -12,6 +19,8 @@ import time
 import urllib.parse
 from pathlib import Path
 
+import psutil
+
 START_TIMEOUT = 20.0
 READY_LINE = "AudioServer is serving"
 
@@ -20,6 +29,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def query(name: str) -> str:
+    return urllib.parse.urlencode({"name": name})
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def multipart(files: dict[str, bytes], boundary: str = "audioserver-test") -> tuple[bytes, dict]:
+    """A multipart/form-data body with one `file` part per entry, and its headers."""
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+        + data + b"\r\n"
+        for name, data in files.items()
+    ) + f"--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
 class ServerProcess:
@@ -31,16 +59,20 @@ class ServerProcess:
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self.runs = 0
+        self._descendants: dict[int, psutil.Process] = {}
 
     def command(self, *extra: str) -> list[str]:
         return [sys.executable, "-m", "audioserver", "--port", str(self.port),
                 "--data-dir", str(self.data_dir), "--workers", str(self.workers), *extra]
 
-    def start(self, command: list[str] | None = None) -> "ServerProcess":
-        """Start and wait until it serves; raise with its output if it exits."""
+    def _log_paths(self) -> None:
         self.runs += 1
         self.stdout_path = self.logs / f"stdout-{self.runs}.txt"
         self.stderr_path = self.logs / f"stderr-{self.runs}.txt"
+
+    def start(self, command: list[str] | None = None) -> "ServerProcess":
+        """Start and wait until it serves; raise with its output if it exits."""
+        self._log_paths()
         with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
             # Its own process group, so kill() can take the workers with it.
             self.process = subprocess.Popen(command or self.command(), stdout=out, stderr=err,
@@ -51,17 +83,21 @@ class ServerProcess:
                 raise RuntimeError(f"the server exited with {self.process.returncode}:\n"
                                    + self.stderr)
             if time.monotonic() > deadline:
+                self.kill()
                 raise TimeoutError("the server did not start:\n" + self.stderr)
             time.sleep(0.05)
         return self
 
-    def run_until_exit(self, timeout: float = START_TIMEOUT) -> int:
-        """Start a server that is expected not to get going; its exit code."""
-        self.runs += 1
-        self.stderr_path = self.logs / f"stderr-{self.runs}.txt"
-        with open(self.stderr_path, "w") as err:
-            return subprocess.run(self.command(), stdout=subprocess.DEVNULL, stderr=err,
-                                  env=self.env, timeout=timeout).returncode
+    def run_until_exit(self, *extra: str, timeout: float = START_TIMEOUT) -> int:
+        """Run a server that is expected not to get going; its exit code."""
+        self._log_paths()
+        with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
+            try:
+                return subprocess.run(self.command(*extra), stdout=out, stderr=err,
+                                      env=self.env, timeout=timeout,
+                                      start_new_session=True).returncode
+            except subprocess.TimeoutExpired:
+                raise AssertionError("it started after all:\n" + self.stdout_path.read_text())
 
     @property
     def stdout(self) -> str:
@@ -71,17 +107,46 @@ class ServerProcess:
     def stderr(self) -> str:
         return self.stderr_path.read_text()
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+    def descendants(self) -> list[psutil.Process]:
+        """Serving workers and probe workers, alive now (remembered for kill())."""
+        if self.process is None or self.process.poll() is not None:
+            return []
+        try:
+            found = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+        self._descendants.update((process.pid, process) for process in found)
+        return found
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0,
+             group: bool = False) -> int:
+        """Send `sig` (to the whole group, as a terminal's Ctrl-C does, if
+        `group`) and wait for the exit code."""
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else 0
-        self.process.send_signal(sig)
+        self.descendants()
+        if group:
+            os.killpg(self.process.pid, sig)
+        else:
+            self.process.send_signal(sig)
         return self.process.wait(timeout)
 
     def kill(self) -> None:
-        """kill -9 of the supervisor and its workers at once, as a crash would."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
+        """kill -9 of the supervisor and its workers at once, as a crash would,
+        and of any probe worker (they live in sessions of their own)."""
+        self.descendants()
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.process.wait()
+        for process in self._descendants.values():
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        self._descendants.clear()
 
     # Requests, over real sockets
 
@@ -96,23 +161,31 @@ class ServerProcess:
             connection.close()
 
     def put(self, name: str, data: bytes):
-        status, headers, body = self.request("PUT", "/upload?" + query(name), data)
+        status, _, body = self.request("PUT", "/upload?" + query(name), data)
         return status, json.loads(body)
+
+    def post_form(self, files: dict[str, bytes]):
+        body, headers = multipart(files)
+        status, _, answer = self.request("POST", "/upload", body, headers)
+        return status, json.loads(answer)
 
     def info(self, name: str):
         status, _, body = self.request("GET", "/info?" + query(name))
         return status, json.loads(body)
 
-    def names(self) -> list[str]:
-        status, _, body = self.request("GET", "/list")
+    def listing(self) -> list[dict]:
+        status, _, body = self.request("GET", "/list?limit=1000")
         assert status == 200
-        return [item["name"] for item in json.loads(body)]
+        return json.loads(body)
+
+    def names(self) -> list[str]:
+        return [item["name"] for item in self.listing()]
+
+    def download(self, name: str) -> tuple[int, bytes]:
+        status, _, body = self.request("GET", "/download?" + query(name))
+        return status, body
 
     def download_sha256(self, name: str) -> str:
-        status, _, body = self.request("GET", "/download?" + query(name))
+        status, body = self.download(name)
         assert status == 200
-        return hashlib.sha256(body).hexdigest()
-
-
-def query(name: str) -> str:
-    return urllib.parse.urlencode({"name": name})
+        return sha256(body)

@@ -1,12 +1,20 @@
 """The pages in a real browser: Debian's Chromium driven by Playwright.
 
-Screenshots of every page land in the test's temporary directory.
+The server is the real one, `python -m audioserver` on a free port; the
+tests are plain functions (Playwright's sync API must not run inside the
+event loop pytest-aiohttp gives async tests). Screenshots of every page land
+in the test's temporary directory, with a copy in SCREENS to look at.
 """
 
+import base64
+import io
 import re
 import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 from playwright.sync_api import expect, sync_playwright
 
 import audiofiles
@@ -18,12 +26,27 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
+SCREENS = Path("/tmp/audioserver-screens")
+WIDE = {"width": 1100, "height": 800}
+PHONE = {"width": 390, "height": 844}
+MARKUP_NAME = "<img src=x onerror=alert(1)>.wav"
+
+
+def shaped(seconds: float, format: str = "WAV", channels: int = 1) -> bytes:
+    """Notes that swell and fade, so a drawn waveform shows its shape."""
+    rate = 22050
+    t = np.arange(int(seconds * rate)) / rate
+    envelope = np.abs(np.sin(np.pi * t / 1.5)) * (0.3 + 0.6 * (t / seconds))
+    wave = envelope * np.sin(2 * np.pi * (220 + 110 * np.floor(t / 1.5) % 440) * t)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.repeat(wave[:, None], channels, axis=1), rate, format=format)
+    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
-    server = ServerProcess(tmp / "data", tmp)
+    server = ServerProcess(tmp / "data", tmp, workers=1)
     server.start()
     yield server
     server.kill()
@@ -31,6 +54,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
+    # CI installs it (.ci/run); a missing browser is a failure, never a skip.
     assert shutil.which(CHROMIUM), f"{CHROMIUM} is missing: .ci/run installs it with apt-get"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -38,90 +62,206 @@ def browser():
         browser.close()
 
 
+def open_page(browser, server, tmp_path, **options):
+    context = browser.new_context(base_url=f"http://127.0.0.1:{server.port}",
+                                  viewport=options.pop("viewport", WIDE),
+                                  accept_downloads=True, **options)
+    page = context.new_page()
+    page.errors = []
+    page.dialogs = []
+    page.on("pageerror", lambda error: page.errors.append(error))
+    page.screens = tmp_path
+    return page
+
+
 @pytest.fixture
 def page(browser, server, tmp_path):
-    context = browser.new_context(base_url=f"http://127.0.0.1:{server.port}",
-                                  viewport={"width": 1100, "height": 800},
-                                  accept_downloads=True)
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(error))
-    page.screens = tmp_path
+    page = open_page(browser, server, tmp_path)
     yield page
-    context.close()
-    assert errors == []
+    page.context.close()
+    assert page.errors == []
 
 
 def shot(page, name: str) -> None:
-    page.screenshot(path=page.screens / f"{name}.png", full_page=True)
+    """A screenshot in the test's directory, and a copy where people look."""
+    path = page.screens / f"{name}.png"
+    page.screenshot(path=path, full_page=True)
+    SCREENS.mkdir(exist_ok=True)
+    shutil.copy(path, SCREENS / path.name)
+
+
+def audio_property(page, name: str):
+    return page.evaluate(f"document.getElementById('audio').{name}")
+
+
+def wait_for_time(page, seconds: float) -> None:
+    page.wait_for_function(
+        f"Math.abs(document.getElementById('audio').currentTime - {seconds}) < 0.1")
+
+
+def throttle_uploads(page, bytes_per_second: int) -> None:
+    """Slow the browser's uploads down, so progress can be seen between 0 and 100%."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 0, "downloadThroughput": -1,
+        "uploadThroughput": bytes_per_second})
+
+
+def record_upload_statuses(page) -> None:
+    """Keep every text the upload rows show, in window.statuses, by row."""
+    page.evaluate("""() => {
+        window.statuses = [];
+        new MutationObserver(() => document.querySelectorAll("#uploads .status").forEach(
+            (status, row) => window.statuses.push([row, status.textContent])))
+          .observe(document.getElementById("uploads"),
+                   { subtree: true, childList: true, characterData: true });
+    }""")
+
+
+def rows(page):
+    return page.locator("table.library tbody tr")
 
 
 def test_the_whole_journey(page, server, tmp_path):
     short = tmp_path / "short tone.wav"
-    short.write_bytes(audiofiles.wav(4.0, channels=2))
+    short.write_bytes(shaped(8.0, channels=2))
     long = tmp_path / "long tone.flac"
-    long.write_bytes(audiofiles.encode(30.0, "FLAC"))
+    long.write_bytes(shaped(30.0, "FLAC"))
 
     page.goto("/")
     expect(page.get_by_role("heading", name="Your audio library")).to_be_visible()
     shot(page, "home")
 
     page.get_by_role("link", name="Upload").first.click()
-    page.locator("#file").set_input_files([short, long])
+    throttle_uploads(page, 600_000)
+    record_upload_statuses(page)
+    page.get_by_label("Choose audio files").set_input_files([short, long])
     page.get_by_role("button", name="Upload").click()
     bars = page.locator("#uploads progress")
     expect(bars).to_have_count(2)
-    for index in range(2):
-        expect(page.locator("#uploads li").nth(index)).to_have_class(re.compile("done"))
+    expect(page.locator("#uploads .status").first).to_contain_text(re.compile(r"of .* \(\d+%\)"))
+    shot(page, "upload-progress")
+    for index, file in enumerate([short, long]):
+        item = page.locator("#uploads li").nth(index)
+        expect(item).to_have_class(re.compile("done"))
+        expect(item.locator(".status")).to_contain_text("(100%)")
         value, maximum = bars.nth(index).evaluate("bar => [bar.value, bar.max]")
-        assert value == maximum
-    expect(page.locator("#uploads .status").first).to_contain_text("100%")
+        assert value == maximum == file.stat().st_size
+        expect(item.get_by_role("link", name=file.name)).to_have_attribute(
+            "href", re.compile(r"^/info\?name="))
+    expect(page.locator("#uploads-summary")).to_contain_text("2 stored")
     shot(page, "upload")
+    # Each bar was seen on its way: bytes and a percent strictly between 0 and 100.
+    for index in range(2):
+        shown = [text for row, text in page.evaluate("window.statuses") if row == index]
+        percents = [int(p) for p in re.findall(r"of [^(]+\((\d+)%\)", " ".join(shown))]
+        assert any(0 < p < 100 for p in percents), shown
+        assert percents == sorted(percents) and percents[-1] == 100, shown
 
-    page.get_by_role("link", name="Library").click()
-    expect(page.locator("table.library tbody tr")).to_have_count(2)
+    page.locator("#uploads-summary").get_by_role("link", name="Open the library").click()
+    expect(rows(page)).to_have_count(2)
+    expect(rows(page).first).to_contain_text("0:30")
     shot(page, "library")
     page.get_by_label("Max seconds").fill("10")
     page.get_by_role("button", name="Filter").click()
     expect(page).to_have_url(re.compile(r"maxduration=10"))
-    expect(page.locator("table.library tbody tr")).to_have_count(1)
+    expect(rows(page)).to_have_count(1)
+    expect(page.get_by_label("Max seconds")).to_have_value("10")
     shot(page, "library-filtered")
 
-    page.get_by_role("link", name="short tone.wav").click()
+    # Any cell of the row opens the file: the name's link covers the row
+    # (force: Playwright sees that cover and would refuse to click the cell).
+    rows(page).first.locator("td.number").first.click(force=True)
     expect(page.get_by_role("heading", name="short tone.wav")).to_be_visible()
     page.wait_for_function("document.getElementById('audio').readyState >= 1")
-    assert page.evaluate("document.getElementById('audio').duration") == pytest.approx(4.0, abs=0.01)
-    page.wait_for_function("document.getElementById('waveform').getAttribute('aria-valuetext')")
+    assert audio_property(page, "duration") == pytest.approx(8.0, abs=0.01)
+    expect(page.locator("#waveform")).to_have_attribute("data-state", "ready")
     shot(page, "info")
 
-    box = page.locator("#waveform").bounding_box()
+    waveform = page.locator("#waveform")
+    box = waveform.bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)
-    page.wait_for_function("Math.abs(document.getElementById('audio').currentTime - 2.0) < 0.1")
-    page.locator("#waveform").press("ArrowRight")
-    page.wait_for_function("Math.abs(document.getElementById('audio').currentTime - 4.0) < 0.1")
+    wait_for_time(page, 4.0)
+    expect(waveform).to_have_attribute("aria-valuetext", "0:04 of 0:08")
+    page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] / 2)
+    wait_for_time(page, 6.0)
+    waveform.press("ArrowLeft")
+    wait_for_time(page, 1.0)
+    waveform.press("End")
+    wait_for_time(page, 8.0)
+    waveform.press("Home")
+    wait_for_time(page, 0.0)
+    # Space plays, and the playhead moves on its own.
+    waveform.press(" ")
+    page.wait_for_function("Number(document.getElementById('waveform')"
+                           ".getAttribute('aria-valuenow')) >= 0.3")
+    waveform.press(" ")
+    assert audio_property(page, "paused")
+    shot(page, "info-played")
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Download").last.click()
     assert download.value.suggested_filename == "short tone.wav"
+    assert download.value.path().stat().st_size == short.stat().st_size
     assert download.value.path().read_bytes() == short.read_bytes()
 
-    page.once("dialog", lambda dialog: dialog.accept())
+    page.once("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.accept()))
     page.get_by_role("button", name="Delete").click()
     expect(page).to_have_url(re.compile(r"/list$"))
-    expect(page.locator("table.library tbody tr")).to_have_count(1)
+    assert "short tone.wav" in page.dialogs[0]
+    expect(rows(page)).to_have_count(1)
     expect(page.get_by_role("link", name="short tone.wav")).to_have_count(0)
     shot(page, "library-after-delete")
 
 
-def test_errors_show_next_to_the_file(page, tmp_path):
+def test_files_dropped_on_the_page_are_uploaded(page, server):
+    page.goto("/upload")
+    data = base64.b64encode(audiofiles.wav(0.5)).decode()
+    transfer = page.evaluate_handle("""data => {
+        const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], "dropped.wav", { type: "audio/wav" }));
+        return transfer;
+    }""", data)
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
+    expect(page.locator("#uploads li.done")).to_contain_text("dropped.wav")
+    assert server.info("dropped.wav")[0] == 200
+
+
+def test_refusals_show_next_to_each_file(page, server, tmp_path):
+    server.put("taken.wav", audiofiles.wav())
     text = tmp_path / "notes.txt"
     text.write_text("not audio")
+    taken = tmp_path / "taken.wav"
+    taken.write_bytes(audiofiles.wav())
+    fine = tmp_path / "fine.wav"
+    fine.write_bytes(audiofiles.wav())
     page.goto("/upload")
-    page.locator("#file").set_input_files([text])
+    page.get_by_label("Choose audio files").set_input_files([text, taken, fine])
     page.get_by_role("button", name="Upload").click()
-    failed = page.locator("#uploads li.failed")
-    expect(failed).to_contain_text("not audio this server can read")
-    shot(page, "upload-error")
+    items = page.locator("#uploads li")
+    expect(items.nth(0)).to_have_class(re.compile("failed"))
+    expect(items.nth(0)).to_contain_text("not audio this server can read")
+    expect(items.nth(1)).to_have_class(re.compile("failed"))
+    expect(items.nth(1)).to_contain_text("'taken.wav' is taken")
+    expect(items.nth(2)).to_have_class(re.compile("done"))
+    expect(page.locator("#uploads-summary")).to_contain_text("1 stored, 2 refused")
+    shot(page, "upload-errors")
+
+
+def test_uploading_without_javascript(browser, server, tmp_path):
+    page = open_page(browser, server, tmp_path, java_script_enabled=False)
+    try:
+        file = tmp_path / "plain form.wav"
+        file.write_bytes(audiofiles.wav())
+        page.goto("/upload")
+        page.get_by_label("Choose audio files").set_input_files([file])
+        page.get_by_role("button", name="Upload").click()
+        expect(page).to_have_url(re.compile(r"/info\?name=plain\+form\.wav$"))
+        expect(page.get_by_role("heading", name="plain form.wav")).to_be_visible()
+    finally:
+        page.context.close()
 
 
 def test_cancelling_the_delete_keeps_the_file(page, server):
@@ -133,36 +273,81 @@ def test_cancelling_the_delete_keeps_the_file(page, server):
     assert server.info("keep.wav")[0] == 200
 
 
-def test_names_with_markup_are_text(page, server):
-    name = "<img src=x onerror=alert(1)>.wav"
-    server.put(name, audiofiles.wav())
-    page.on("dialog", lambda dialog: pytest.fail("a script ran from a name"))
-    page.goto("/list")
-    expect(page.get_by_role("link", name=name)).to_be_visible()
-    page.get_by_role("link", name=name).click()
-    expect(page.get_by_role("heading", name=name)).to_be_visible()
+def test_names_with_markup_are_text(page, server, tmp_path):
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    file = tmp_path / MARKUP_NAME
+    file.write_bytes(shaped(3.0))
+    page.goto("/upload")
+    page.get_by_label("Choose audio files").set_input_files([file])
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#uploads li.done")).to_contain_text(MARKUP_NAME)
     assert page.locator("img").count() == 0
-    shot(page, "markup-name")
+    page.goto("/list?q=onerror")
+    expect(page.get_by_role("link", name=MARKUP_NAME)).to_be_visible()
+    assert page.locator("img").count() == 0
+    shot(page, "markup-name-library")
+    page.get_by_role("link", name=MARKUP_NAME).click()
+    expect(page.get_by_role("heading", name=MARKUP_NAME)).to_be_visible()
+    expect(page.locator("#waveform")).to_have_attribute("data-state", "ready")
+    assert page.locator("img").count() == 0
+    assert page.dialogs == []
+    shot(page, "markup-name-info")
 
 
 def test_pages_without_a_name_ask_for_one(page, server):
     server.put("asked.wav", audiofiles.wav())
-    page.goto("/info")
+    page.goto("/")
+    page.get_by_role("link", name="Info").first.click()
     page.get_by_label("Name of the file").fill("asked.wav")
-    page.get_by_role("button", name="Show").click()
+    shot(page, "ask-name")
+    page.get_by_label("Name of the file").press("Enter")
     expect(page.get_by_role("heading", name="asked.wav")).to_be_visible()
     page.goto("/info?name=missing.wav")
     expect(page.get_by_role("heading", name="404 Not Found")).to_be_visible()
+    expect(page.locator(".problem")).to_contain_text("missing.wav")
     shot(page, "error")
 
 
-def test_an_empty_library_says_how_to_upload(browser, tmp_path):
-    server = ServerProcess(tmp_path / "empty", tmp_path)
-    server.start()
+def test_pages_fit_a_phone(browser, server, tmp_path):
+    server.put("a rather long name for a phone screen, to see it wrap.wav", shaped(5.0))
+    page = open_page(browser, server, tmp_path, viewport=PHONE, is_mobile=True, has_touch=True)
     try:
-        page = browser.new_page()
-        page.goto(f"http://127.0.0.1:{server.port}/list")
+        for path, name in [("/", "phone-home"), ("/upload", "phone-upload"),
+                           ("/list", "phone-library"),
+                           ("/info?name=a+rather+long+name+for+a+phone+screen%2C+to+see+it+wrap.wav",
+                            "phone-info")]:
+            page.goto(path)
+            if name == "phone-info":
+                expect(page.locator("#waveform")).to_have_attribute("data-state", "ready")
+            # The page itself never scrolls sideways; only the table may, inside its box.
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), name
+            shot(page, name)
+    finally:
+        page.context.close()
+    assert page.errors == []
+
+
+def test_a_fresh_server_with_a_small_limit(browser, tmp_path):
+    """An empty library says how to upload; a file over the limit is refused
+    before it is sent, in the same words as the server's."""
+    server = ServerProcess(tmp_path / "fresh", tmp_path, workers=1)
+    server.start(server.command("--max-upload-size", "100K"))
+    try:
+        page = open_page(browser, server, tmp_path)
+        page.goto("/list")
         expect(page.get_by_text("The library is empty")).to_be_visible()
-        page.close()
+        expect(page.get_by_role("link", name="Upload audio files")).to_be_visible()
+        shot(page, "library-empty")
+        page.get_by_role("link", name="Upload audio files").click()
+        expect(page.get_by_text("up to 100.0 KiB each")).to_be_visible()
+        big = tmp_path / "big.wav"
+        big.write_bytes(audiofiles.wav(2.0))
+        page.get_by_label("Choose audio files").set_input_files([big])
+        page.get_by_role("button", name="Upload").click()
+        expect(page.locator("#uploads li.failed")).to_contain_text(
+            "'big.wav' is larger than this server accepts (100.0 KiB); nothing was sent")
+        assert server.names() == []
+        page.context.close()
+        assert page.errors == []
     finally:
         server.kill()

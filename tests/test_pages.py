@@ -1,68 +1,235 @@
 """The pages as HTML: what a browser is sent, before any script runs."""
 
-import html
+from html.parser import HTMLParser
+
+import aiohttp
+from yarl import URL
 
 import audiofiles
+
+MARKUP_NAME = "<img src=x onerror=alert(1)>.wav"
+
+
+class Elements(HTMLParser):
+    """Every start tag of a page with its attributes, and the page's text."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    def find(self, tag: str, **attrs) -> list[dict]:
+        return [found for name, found in self.tags
+                if name == tag and all(found.get(k) == v for k, v in attrs.items())]
+
+    def one(self, tag: str, **attrs) -> dict:
+        found = self.find(tag, **attrs)
+        assert len(found) == 1, (tag, attrs, found)
+        return found[0]
 
 
 async def page(client, path, browser_headers, **params):
     response = await client.get(path, params=params, headers=browser_headers)
-    assert response.content_type == "text/html"
-    return response, html.unescape(await response.text())
+    assert response.content_type == "text/html", await response.text()
+    return response, Elements(await response.text())
 
 
 async def test_pages_point_at_their_json_twin(client, upload, browser_headers):
     await upload("a.wav")
     response, _ = await page(client, "/list", browser_headers, maxduration="5")
-    assert '<http://' not in response.headers["Link"]
-    assert 'rel="alternate"; type="application/json"' in response.headers["Link"]
-    twin = response.headers["Link"][1:response.headers["Link"].index(">")]
+    link = response.headers["Link"]
+    assert '<http://' not in link
+    assert 'rel="alternate"; type="application/json"' in link
+    twin = link[1:link.index(">")]
     assert (await client.get(twin, headers=browser_headers)).content_type == "application/json"
     response, _ = await page(client, "/info", browser_headers, name="a.wav")
     assert "format=json" in response.headers["Link"]
 
 
+async def test_the_twin_keeps_the_format_filter(client, upload, browser_headers):
+    """format=wav filters, format=html chooses the page: the twin drops only the latter."""
+    await upload("a.wav")
+    await upload("b.flac", audiofiles.encode(1.0, "FLAC"))
+    response, _ = await page(client, "/list", browser_headers, format=["html", "flac"])
+    link = response.headers["Link"]
+    twin = link[1:link.index(">")]
+    assert twin == "/list?format=flac&format=json"
+    response = await client.get(twin, headers=browser_headers)
+    assert [item["name"] for item in await response.json()] == ["b.flac"]
+
+
 async def test_the_filter_form_keeps_its_values(client, upload, browser_headers):
     await upload("a.wav")
-    _, text = await page(client, "/list", browser_headers, minduration="0.5", maxduration="2",
+    _, html = await page(client, "/list", browser_headers, minduration="0.5", maxduration="2",
                          format="wav", q="a", sort="-duration")
-    assert 'name="minduration" type="number" min="0" step="any" inputmode="decimal"\n' \
-           '         value="0.5"' in text
-    assert '<option value="wav" selected>' in text
-    assert 'name="q" type="search" value="a"' in text
-    assert 'name="sort" value="-duration"' in text
+    form = html.one("form", role="search")
+    assert form["method"] == "get" and form["action"] == "/list"
+    assert html.one("input", name="minduration")["value"] == "0.5"
+    assert html.one("input", name="maxduration")["value"] == "2"
+    assert html.one("input", name="q")["value"] == "a"
+    assert html.one("input", name="sort")["value"] == "-duration"
+    checked = [box["value"] for box in html.find("input", name="format") if "checked" in box]
+    assert checked == ["wav"]
+
+
+async def test_the_filter_form_keeps_what_it_does_not_show(client, upload, browser_headers):
+    """A shared URL with filters the form has no field for keeps them on Filter."""
+    await upload("a.wav")
+    _, html = await page(client, "/list", browser_headers, format=["wav", "flac"],
+                         samplerate="44100", channels="1", limit="5")
+    checked = [box["value"] for box in html.find("input", name="format") if "checked" in box]
+    assert checked == ["wav", "flac"]
+    hidden = {item["name"]: item["value"] for item in html.find("input", type="hidden")}
+    assert hidden == {"samplerate": "44100", "channels": "1", "limit": "5", "sort": "name"}
+
+
+async def test_every_control_has_a_label(client, upload, browser_headers):
+    await upload("a.wav")
+    for path, params in [("/list", {}), ("/upload", {}), ("/info", {}), ("/download", {}),
+                         ("/delete", {})]:
+        _, html = await page(client, path, browser_headers, **params)
+        labelled = {label.get("for") for label in html.find("label")}
+        for control in html.find("input") + html.find("select"):
+            if control.get("type") in ("hidden", "checkbox"):
+                continue  # the checkboxes sit inside their labels
+            assert control["id"] in labelled, (path, control)
+
+
+async def test_the_table_has_every_column_and_links_each_row(client, upload, browser_headers):
+    await upload("a.wav", audiofiles.wav(75.0, samplerate=3000, channels=2))
+    _, html = await page(client, "/list", browser_headers)
+    text = " ".join(" ".join(html.text).split())
+    for heading in ("Name", "Duration", "Format", "Sample rate", "Channels", "Size", "Added"):
+        assert heading in text
+    assert "1:15 WAV 3000 Hz 2 ch 878.9 KiB" in text
+    assert html.find("a", href="/info?name=a.wav")
+    assert html.find("time")[0]["datetime"].endswith("Z")
 
 
 async def test_column_headers_sort_and_toggle(client, upload, browser_headers):
     await upload("a.wav")
-    _, text = await page(client, "/list", browser_headers, sort="duration", maxduration="9")
-    assert 'aria-sort="ascending"' in text
-    assert "/list?maxduration=9.0&limit=100&sort=-duration" in text
-    assert "/list?maxduration=9.0&limit=100&sort=name" in text
+    _, html = await page(client, "/list", browser_headers, sort="duration", maxduration="9")
+    assert html.one("th", **{"aria-sort": "ascending"})
+    links = [a["href"] for a in html.find("a") if "sort=" in a.get("href", "")]
+    assert "/list?maxduration=9.0&limit=100&sort=-duration" in links
+    assert "/list?maxduration=9.0&limit=100&sort=name" in links
+    _, html = await page(client, "/list", browser_headers, sort="-duration")
+    assert html.one("th", **{"aria-sort": "descending"})
+    assert "/list?limit=100&sort=duration" in [a["href"] for a in html.find("a")]
 
 
 async def test_empty_library_and_empty_filter(client, upload, browser_headers):
-    _, text = await page(client, "/list", browser_headers)
+    _, html = await page(client, "/list", browser_headers)
+    text = " ".join(html.text)
     assert "The library is empty" in text and "/upload?name=song.wav" in text
+    assert html.find("a", href="/upload")
     await upload("a.wav")
-    _, text = await page(client, "/list", browser_headers, maxduration="0.1")
-    assert "No file matches these filters" in text
+    _, html = await page(client, "/list", browser_headers, maxduration="0.1")
+    assert "No file matches these filters" in " ".join(html.text)
 
 
-async def test_next_page_link_on_the_page(client, upload, browser_headers):
+async def test_pages_follow_the_cursor_and_lead_back_to_the_first(client, upload,
+                                                                 browser_headers):
     for name in ("a.wav", "b.wav", "c.wav"):
         await upload(name)
-    _, text = await page(client, "/list", browser_headers, limit="2")
-    assert 'rel="next"' in text and "cursor=" in text
+    response, html = await page(client, "/list", browser_headers, limit="2")
+    next_link = html.one("a", rel="next")
+    assert "cursor=" in next_link["href"]
+    assert 'rel="next"' in response.headers["Link"]
+    response = await client.get(URL(next_link["href"]).path_qs, headers=browser_headers)
+    html = Elements(await response.text())
+    assert [a["href"] for a in html.find("a") if a["href"].startswith("/info?")] == [
+        "/info?name=c.wav"]
+    assert html.find("a", href="/list?sort=name&limit=2")  # the first page
+    assert not html.find("a", rel="next")
 
 
 async def test_info_page_has_player_waveform_and_actions(client, upload, browser_headers):
     await upload("my song.wav", audiofiles.wav(2.0))
-    _, text = await page(client, "/info", browser_headers, name="my song.wav")
-    assert 'src="/download?name=my+song.wav&inline=1"' in text
-    assert 'data-peaks-url="/waveform?name=my+song.wav&points=1000"' in text
-    assert 'role="slider"' in text and "data-confirm=" in text
-    assert "/static/player.js" in text
+    _, html = await page(client, "/info", browser_headers, name="my song.wav")
+    assert html.one("audio")["src"] == "/download?name=my+song.wav&inline=1"
+    player = html.one("section", **{"aria-label": "Player"})
+    assert player["data-peaks-url"] == "/waveform?name=my+song.wav"
+    assert player["data-duration"] == "2.0"
+    waveform = html.one("canvas", id="waveform")
+    assert waveform["role"] == "slider" and waveform["tabindex"] == "0"
+    assert waveform["aria-valuemax"] == "2.0"
+    assert html.one("a", id="download")["href"] == "/download?name=my+song.wav"
+    form = html.one("form", method="post", action="/delete?name=my+song.wav")
+    assert "my song.wav" in form["data-confirm"]
+    assert html.find("script", src="/static/player.js")
+    assert html.one("a", **{"aria-current": "page"})["href"] == "/info"
+
+
+async def test_names_with_markup_are_text(client, upload, browser_headers):
+    await upload(MARKUP_NAME)
+    for path, params in [("/list", {}), ("/info", {"name": MARKUP_NAME})]:
+        response, html = await page(client, path, browser_headers, **params)
+        assert not html.find("img")
+        assert MARKUP_NAME in html.text
+        assert "&lt;img src=x onerror=alert(1)&gt;.wav" in await response.text()
+
+
+async def test_the_upload_page_says_what_it_takes(client, browser_headers, config):
+    _, html = await page(client, "/upload", browser_headers)
+    form = html.one("form", id="upload-form")
+    assert form["method"] == "post" and form["enctype"] == "multipart/form-data"
+    assert form["data-max-size"] == str(config.max_upload_size)
+    field = html.one("input", type="file")
+    assert field["name"] == "file" and "multiple" in field
+    assert "4.0 MiB" in " ".join(html.text)
+    assert html.find("script", src="/static/upload.js")
+
+
+async def test_the_upload_form_works_without_javascript(client, browser_headers):
+    """What the form posts when no script takes over: all files in one body."""
+    one = aiohttp.FormData()
+    one.add_field("file", audiofiles.wav(), filename="one.wav", content_type="audio/wav")
+    response = await client.post("/upload", data=one, headers=browser_headers,
+                                 allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == "/info?name=one.wav"
+    several = aiohttp.FormData()
+    for name in ("two.wav", "three.wav"):
+        several.add_field("file", audiofiles.wav(), filename=name, content_type="audio/wav")
+    response = await client.post("/upload", data=several, headers=browser_headers,
+                                 allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"] == "/list"
+    # A refused file is a page that says why.
+    again = aiohttp.FormData()
+    again.add_field("file", audiofiles.wav(), filename="one.wav", content_type="audio/wav")
+    response = await client.post("/upload", data=again, headers=browser_headers)
+    assert response.status == 409 and response.content_type == "text/html"
+    assert "is taken" in await response.text()
+
+
+async def test_pages_without_a_name_ask_for_one(client, upload, browser_headers):
+    for path, method in [("/info", "get"), ("/download", "get"), ("/delete", "post")]:
+        _, html = await page(client, path, browser_headers)
+        assert html.one("form", action=path)["method"] == method
+        assert html.one("input", name="name")["value"] == ""
+    # /delete?name= is the confirmation page a link can lead to.
+    await upload("a.wav")
+    _, html = await page(client, "/delete", browser_headers, name="a.wav")
+    assert html.one("input", name="name")["value"] == "a.wav"
+    assert "data-confirm" in html.one("form", action="/delete")
+
+
+async def test_the_home_page_counts_and_marks_nothing_current(client, upload, browser_headers):
+    _, html = await page(client, "/", browser_headers)
+    assert "The library is empty" in " ".join(html.text)
+    await upload("a.wav", audiofiles.wav(61.0, samplerate=8000))
+    await upload("b.wav", audiofiles.wav(60.0, samplerate=8000))
+    _, html = await page(client, "/", browser_headers)
+    assert "2 files, 2:01 in all." in " ".join(" ".join(html.text).split())
+    assert not html.find("a", **{"aria-current": "page"})
 
 
 async def test_static_files_are_served(client):

@@ -95,3 +95,81 @@ async def test_mp3_peaks_cover_the_counted_length(client, upload):
     assert body["length"] == 200
     assert max(body["data"]) > 5000  # the tone is there to the end
     assert max(body["data"][-20:]) > 5000
+
+
+def test_blocks_give_the_peaks_of_one_read(tmp_path, monkeypatch):
+    """Streaming never holds the file: reads stay within a block, and the
+    stretches that straddle two blocks come out as if read at once."""
+    import soundfile
+
+    from audioserver import audio
+
+    path = tmp_path / "ramp.wav"
+    path.write_bytes(ramp_wav(3.0))
+    frames = 24000
+    whole = audio.peaks(path, 70, frames, "WAV")
+    reads = []
+    original_read = soundfile.SoundFile.read
+
+    def counting_read(self, frames=-1, *args, **kwargs):
+        reads.append(frames)
+        return original_read(self, frames, *args, **kwargs)
+
+    monkeypatch.setattr(audio, "PEAKS_BLOCK_FRAMES", 1001)
+    monkeypatch.setattr(soundfile.SoundFile, "read", counting_read)
+    assert audio.peaks(path, 70, frames, "WAV") == whole
+    assert len(reads) > 20 and set(reads) == {1001}
+
+
+async def test_channels_are_mixed_down_to_one(client, upload):
+    import io
+
+    import soundfile
+
+    tone = audiofiles.tone(1.0, 8000)[:, 0]
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.column_stack([tone, -tone]), 8000, format="WAV")
+    await upload("opposed.wav", buffer.getvalue())
+    await upload("same.wav", audiofiles.wav(1.0, samplerate=8000, channels=2))
+    opposed = await (await peaks(client, "opposed.wav", points="10")).json()
+    assert opposed["channels"] == 1 and set(opposed["data"]) == {0}
+    same = await (await peaks(client, "same.wav", points="10")).json()
+    assert max(same["data"]) == pytest.approx(0.25 * 32767, abs=50)
+
+
+async def test_a_file_without_frames_has_a_flat_line(client, upload):
+    await upload("empty.wav", audiofiles.wav(0.0))
+    response = await peaks(client, "empty.wav")
+    assert response.status == 200
+    body = await response.json()
+    assert body["length"] == 1 and body["data"] == [0, 0]
+
+
+async def test_304_has_no_body_and_the_same_etag(client, upload):
+    await upload("a.wav")
+    etag = (await peaks(client)).headers["ETag"]
+    response = await peaks(client, headers={"If-None-Match": f'"other", {etag}'})
+    assert response.status == 304
+    assert response.headers["ETag"] == etag and await response.read() == b""
+
+
+async def test_a_browser_gets_json_too(client, upload, browser_headers):
+    await upload("a.wav")
+    response = await peaks(client, headers=browser_headers, points="5")
+    assert response.content_type == "application/json"
+    assert (await response.json())["length"] == 5
+
+
+async def test_a_delete_during_the_computation_leaves_nothing_behind(client, upload, library,
+                                                                    monkeypatch):
+    await upload("a.wav")
+    compute = library.probes.peaks
+
+    async def compute_then_delete(*args, **kwargs):
+        result = await compute(*args, **kwargs)
+        await library.remove("a.wav")
+        return result
+
+    monkeypatch.setattr(library.probes, "peaks", compute_then_delete)
+    assert (await peaks(client)).status == 200
+    assert list(library.storage.audio_dir.iterdir()) == []

@@ -1,16 +1,35 @@
 // The waveform under the player: drawn from the server's peaks, with the
-// playhead moving over it; click or arrow keys to seek.
+// playhead moving over it. Click or drag to seek; with the waveform focused,
+// the arrow keys step, Home and End jump, Space plays or pauses.
 "use strict";
 
 const player = document.querySelector(".player");
 const audio = document.getElementById("audio");
 const canvas = document.getElementById("waveform");
 const statusLine = document.getElementById("waveform-status");
-const SEEK_STEP = 5;  // seconds per arrow key
+const SEEK_STEP = Number(player.dataset.seekStep) || 5;  // seconds per arrow key
 let peaks = null;
 
 function duration() {
   return Number.isFinite(audio.duration) ? audio.duration : Number(player.dataset.duration);
+}
+
+function clock(seconds) {
+  const whole = Math.round(seconds);
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
+}
+
+// The lowest and highest peak among the points under one column of pixels:
+// on a narrow screen a column covers several points, none may be skipped.
+function column(x, width) {
+  const first = Math.floor(x * peaks.length / width);
+  const last = Math.max(first + 1, Math.floor((x + 1) * peaks.length / width));
+  let low = 0, high = 0;
+  for (let index = first; index < last && index < peaks.length; index += 1) {
+    low = Math.min(low, peaks.data[2 * index]);
+    high = Math.max(high, peaks.data[2 * index + 1]);
+  }
+  return [low, high];
 }
 
 function draw() {
@@ -20,22 +39,24 @@ function draw() {
   canvas.height = Math.round(height * ratio);
   const context = canvas.getContext("2d");
   context.scale(ratio, ratio);
-  context.clearRect(0, 0, width, height);
   const styles = getComputedStyle(canvas);
-  const played = duration() ? audio.currentTime / duration() : 0;
+  const colors = ["--axis", "--wave", "--played", "--playhead"].map((name) => styles.getPropertyValue(name));
+  const playedWidth = duration() ? Math.min(1, audio.currentTime / duration()) * width : 0;
+  const middle = height / 2;
+  context.fillStyle = colors[0];
+  context.fillRect(0, Math.floor(middle), width, 1);
   if (peaks && peaks.length) {
-    const middle = height / 2, scale = middle / 32768;
+    const scale = (middle - 2) / 32768;
     for (let x = 0; x < width; x += 1) {
-      const index = Math.floor(x * peaks.length / width);
-      const low = peaks.data[2 * index], high = peaks.data[2 * index + 1];
-      context.fillStyle = x / width < played ? styles.getPropertyValue("--played") : styles.getPropertyValue("--wave");
+      const [low, high] = column(x, width);
+      context.fillStyle = x < playedWidth ? colors[2] : colors[1];
       context.fillRect(x, middle - high * scale, 1, Math.max(1, (high - low) * scale));
     }
   }
-  context.fillStyle = styles.getPropertyValue("--playhead");
-  context.fillRect(Math.round(played * width) - 1, 0, 2, height);
+  context.fillStyle = colors[3];
+  context.fillRect(Math.min(Math.max(0, Math.round(playedWidth) - 1), width - 2), 0, 2, height);
   canvas.setAttribute("aria-valuenow", audio.currentTime.toFixed(1));
-  canvas.setAttribute("aria-valuetext", `${audio.currentTime.toFixed(1)} of ${duration().toFixed(1)} seconds`);
+  canvas.setAttribute("aria-valuetext", `${clock(audio.currentTime)} of ${clock(duration())}`);
 }
 
 function seek(seconds) {
@@ -43,12 +64,24 @@ function seek(seconds) {
   draw();
 }
 
-canvas.addEventListener("click", (event) => {
+function seekTo(event) {
   const box = canvas.getBoundingClientRect();
   seek((event.clientX - box.left) / box.width * duration());
+}
+
+// Pointer events cover mouse, pen and touch; capture keeps a drag going
+// when it leaves the canvas.
+canvas.addEventListener("pointerdown", (event) => {
+  canvas.setPointerCapture(event.pointerId);
+  seekTo(event);
 });
+canvas.addEventListener("pointermove", (event) => {
+  if (canvas.hasPointerCapture(event.pointerId)) seekTo(event);
+});
+
 canvas.addEventListener("keydown", (event) => {
-  const moves = { ArrowLeft: -SEEK_STEP, ArrowRight: SEEK_STEP, ArrowDown: -SEEK_STEP, ArrowUp: SEEK_STEP };
+  const moves = { ArrowLeft: -SEEK_STEP, ArrowDown: -SEEK_STEP, ArrowRight: SEEK_STEP, ArrowUp: SEEK_STEP,
+                  PageDown: -6 * SEEK_STEP, PageUp: 6 * SEEK_STEP };
   if (event.key in moves) seek(audio.currentTime + moves[event.key]);
   else if (event.key === "Home") seek(0);
   else if (event.key === "End") seek(duration());
@@ -62,11 +95,25 @@ function animate() {
   if (!audio.paused) window.requestAnimationFrame(animate);
 }
 audio.addEventListener("play", animate);
-["timeupdate", "seeked", "loadedmetadata", "pause"].forEach((type) => audio.addEventListener(type, draw));
+["timeupdate", "seeked", "loadedmetadata", "pause", "ended"].forEach((type) => audio.addEventListener(type, draw));
 window.addEventListener("resize", draw);
 
+function problemOf(response) {
+  return response.json().then((problem) => { throw new Error(problem.detail); },
+                              () => { throw new Error(`${response.status} ${response.statusText}`); });
+}
+
 fetch(player.dataset.peaksUrl, { headers: { Accept: "application/json" } })
-  .then((response) => response.ok ? response.json() : response.json().then((problem) => { throw new Error(problem.detail); }))
-  .then((data) => { peaks = data; draw(); })
-  .catch((error) => { statusLine.textContent = `No waveform: ${error.message}`; draw(); });
+  .then((response) => response.ok ? response.json() : problemOf(response))
+  .then((data) => {
+    peaks = data;
+    statusLine.hidden = true;
+    canvas.dataset.state = "ready";
+    draw();
+  })
+  .catch((error) => {
+    statusLine.textContent = `No waveform: ${error.message}`;
+    canvas.dataset.state = "failed";
+    draw();
+  });
 draw();

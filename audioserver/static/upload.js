@@ -1,38 +1,72 @@
-// Uploads each chosen or dropped file on its own request, so every file
-// gets its own progress bar and its own answer. Without JavaScript the form
-// posts as usual and the server redirects to the file's page.
+// Sends each chosen or dropped file on its own request, so every file gets
+// its own progress bar and its own answer: a link to its page, or the
+// server's reason for refusing it. Without JavaScript the form posts all
+// files at once and the server redirects to the new file's page.
 "use strict";
 
 const form = document.getElementById("upload-form");
 const input = document.getElementById("file");
 const dropzone = document.getElementById("dropzone");
 const list = document.getElementById("uploads");
+const summary = document.getElementById("uploads-summary");
+const MAX_SIZE = Number(form.dataset.maxSize);
+// A few at a time: the rest wait their turn instead of sharing the bandwidth
+// (and the browser's six connections) so thinly that none seems to move.
+const PARALLEL = 3;
+const waiting = [];
+let running = 0, stored = 0, failed = 0;
 
 function humanSize(bytes) {
-  const units = ["bytes", "KiB", "MiB", "GiB"];
+  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
   let value = bytes, unit = 0;
   while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
   return unit === 0 ? `${bytes} bytes` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
+// Every piece of a name goes in as text, never as markup: names may contain "<".
 function row(file) {
   const item = document.createElement("li");
   const name = document.createElement("span");
   name.className = "file-name";
-  name.textContent = file.name;  // text, never markup: names may contain "<"
+  name.textContent = file.name;
   const bar = document.createElement("progress");
   bar.max = file.size || 1;
   bar.value = 0;
   bar.setAttribute("aria-label", `Upload of ${file.name}`);
   const status = document.createElement("span");
   status.className = "status";
-  status.textContent = `0 of ${humanSize(file.size)} (0%)`;
+  status.textContent = `Waiting · ${humanSize(file.size)}`;
   item.append(name, bar, status);
   list.append(item);
-  return { item, bar, status };
+  return { file, item, name, bar, status };
 }
 
-function answerDetail(xhr) {
+function showProgress(upload, sent, total) {
+  // The form adds a few hundred bytes of its own: show the file's share.
+  const bytes = Math.min(upload.file.size, Math.round(sent * upload.file.size / total));
+  const percent = Math.floor(100 * sent / total);
+  upload.bar.value = bytes;
+  upload.status.textContent = `${humanSize(bytes)} of ${humanSize(upload.file.size)} (${percent}%)`;
+}
+
+function succeed(upload, location) {
+  const link = document.createElement("a");
+  link.href = location;
+  link.textContent = upload.file.name;
+  upload.name.replaceChildren(link);
+  upload.bar.value = upload.bar.max;
+  upload.status.textContent = `${humanSize(upload.file.size)} (100%) · stored`;
+  upload.item.classList.add("done");
+  stored += 1;
+}
+
+function fail(upload, reason) {
+  upload.status.textContent = reason;
+  upload.item.classList.add("failed");
+  failed += 1;
+}
+
+function problemDetail(xhr) {
   try {
     return JSON.parse(xhr.responseText).detail || `${xhr.status} ${xhr.statusText}`;
   } catch (error) {
@@ -40,44 +74,54 @@ function answerDetail(xhr) {
   }
 }
 
-function upload(file) {
-  const { item, bar, status } = row(file);
+function send(upload) {
+  running += 1;
   const body = new FormData();
-  body.append("file", file, file.name);
+  body.append("file", upload.file, upload.file.name);
   const xhr = new XMLHttpRequest();
   xhr.open("POST", form.action);
   xhr.setRequestHeader("Accept", "application/json");
   xhr.upload.addEventListener("progress", (event) => {
-    if (!event.lengthComputable) return;
-    // The form adds a few hundred bytes of its own: show the file's share.
-    const sent = Math.min(file.size, Math.round(event.loaded * file.size / event.total));
-    bar.value = sent;
-    status.textContent = `${humanSize(sent)} of ${humanSize(file.size)} (${Math.floor(100 * event.loaded / event.total)}%)`;
+    if (event.lengthComputable) showProgress(upload, event.loaded, event.total);
   });
   xhr.addEventListener("load", () => {
-    if (xhr.status === 201) {
-      bar.value = bar.max;
-      const link = document.createElement("a");
-      link.href = xhr.getResponseHeader("Location");
-      link.textContent = "Open";
-      status.textContent = `${humanSize(file.size)} (100%) · stored · `;
-      status.append(link);
-      item.classList.add("done");
-    } else {
-      status.textContent = answerDetail(xhr);
-      item.classList.add("failed");
-    }
+    if (xhr.status === 201) succeed(upload, xhr.getResponseHeader("Location"));
+    else fail(upload, problemDetail(xhr));
   });
-  xhr.addEventListener("error", () => {
-    status.textContent = "The connection to the server was lost; nothing was stored.";
-    item.classList.add("failed");
-  });
+  xhr.addEventListener("error", () => fail(upload, "The connection to the server was lost; nothing was stored."));
+  xhr.addEventListener("loadend", () => { running -= 1; next(); });
   xhr.send(body);
 }
 
+function next() {
+  while (running < PARALLEL && waiting.length) send(waiting.shift());
+  if (running === 0 && !waiting.length) report();
+}
+
+function report() {
+  summary.replaceChildren(`${stored} stored${failed ? `, ${failed} refused` : ""}. `);
+  if (stored) {
+    const link = document.createElement("a");
+    link.href = summary.dataset.libraryUrl;
+    link.textContent = "Open the library";
+    summary.append(link);
+  }
+  summary.hidden = false;
+}
+
 function uploadAll(files) {
-  Array.from(files).forEach(upload);
+  summary.hidden = true;
+  for (const file of files) {
+    const upload = row(file);
+    // The server refuses it too, but only once a limit's worth of bytes has arrived.
+    if (file.size > MAX_SIZE) {
+      fail(upload, `'${file.name}' is larger than this server accepts (${humanSize(MAX_SIZE)}); nothing was sent`);
+    } else {
+      waiting.push(upload);
+    }
+  }
   form.reset();
+  next();
 }
 
 form.addEventListener("submit", (event) => {
@@ -85,14 +129,21 @@ form.addEventListener("submit", (event) => {
   uploadAll(input.files);
 });
 
-["dragenter", "dragover"].forEach((type) => dropzone.addEventListener(type, (event) => {
+// A file dropped anywhere on the page is uploaded, not opened by the browser.
+let depth = 0;  // dragenter and dragleave fire for every child crossed
+document.addEventListener("dragenter", (event) => {
   event.preventDefault();
+  depth += 1;
   dropzone.classList.add("dragging");
-}));
-["dragleave", "drop"].forEach((type) => dropzone.addEventListener(type, () => {
-  dropzone.classList.remove("dragging");
-}));
-dropzone.addEventListener("drop", (event) => {
+});
+document.addEventListener("dragleave", () => {
+  depth = Math.max(0, depth - 1);
+  if (!depth) dropzone.classList.remove("dragging");
+});
+document.addEventListener("dragover", (event) => event.preventDefault());
+document.addEventListener("drop", (event) => {
   event.preventDefault();
-  uploadAll(event.dataTransfer.files);
+  depth = 0;
+  dropzone.classList.remove("dragging");
+  if (event.dataTransfer.files.length) uploadAll(event.dataTransfer.files);
 });
