@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -28,7 +29,7 @@ import psutil
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 from serverprocess import ServerProcess, free_port  # noqa: E402
-from upload_memory import RssSampler, wav_pieces  # noqa: E402
+from upload_memory import WavSource  # noqa: E402
 
 from audioserver.listing import encode_cursor  # noqa: E402
 
@@ -117,9 +118,36 @@ def drop_cache(*paths: Path) -> None:
             os.close(fd)
 
 
+def wav_pieces_of(size: int):
+    """A valid WAV of `size` bytes, made piece by piece."""
+    return WavSource(size).pieces()
+
+
+class PeakSampler(threading.Thread):
+    """The peak of `measure()` (bytes), sampled every 20 ms until stop()."""
+
+    def __init__(self, measure):
+        super().__init__(daemon=True)
+        self.measure = measure
+        self.peak = 0
+        self._stopping = threading.Event()
+
+    def run(self):
+        while not self._stopping.wait(0.02):
+            try:
+                self.peak = max(self.peak, self.measure())
+            except psutil.NoSuchProcess:  # a process that ended between two samples
+                pass
+
+    def stop(self) -> int:
+        self._stopping.set()
+        self.join()
+        return self.peak
+
+
 def write_wav(path: Path, size: int) -> None:
     with open(path, "wb") as file:
-        for piece in wav_pieces(size):
+        for piece in wav_pieces_of(size):
             file.write(piece)
 
 
@@ -220,7 +248,7 @@ def small_requests(tmp: Path, server: ServerProcess, nginx: Nginx, runs: int,
 
 
 def wav_bytes(frames_k: int) -> bytes:
-    return b"".join(wav_pieces(44 + frames_k * 4000))
+    return b"".join(wav_pieces_of(44 + frames_k * 4000))
 
 
 def big_library(tmp: Path, count: int, runs: int, seconds: int, workers: int) -> dict:
@@ -287,18 +315,18 @@ def page_url(data_dir: Path, page: int) -> str:
 
 def memory(server: ServerProcess, gigabyte: int, concurrent: int) -> dict:
     idle = server_rss(server)
-    sampler = RssSampler(lambda: server_rss(server))
+    sampler = PeakSampler(lambda: server_rss(server))
     sampler.start()
     curl_stream = subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-T", "-",
                                     f"http://127.0.0.1:{server.port}/upload?name=huge.wav"],
                                    stdin=subprocess.PIPE)
-    for piece in wav_pieces(gigabyte):
+    for piece in wav_pieces_of(gigabyte):
         curl_stream.stdin.write(piece)
     curl_stream.stdin.close()
     curl_stream.wait()
     one_big = sampler.stop()
     server.request("DELETE", "/delete?name=huge.wav")
-    sampler = RssSampler(lambda: server_rss(server))
+    sampler = PeakSampler(lambda: server_rss(server))
     sampler.start()
     statuses = asyncio.run(many_uploads(server.port, concurrent, 5 * 1024 * 1024))
     many = sampler.stop()
@@ -308,7 +336,7 @@ def memory(server: ServerProcess, gigabyte: int, concurrent: int) -> dict:
 
 
 async def many_uploads(port: int, count: int, size: int) -> list[int]:
-    body = b"".join(wav_pieces(size))
+    body = b"".join(wav_pieces_of(size))
     connector = aiohttp.TCPConnector(limit=count)
     async with aiohttp.ClientSession(connector=connector,
                                      timeout=aiohttp.ClientTimeout(total=600)) as session:
