@@ -7,10 +7,12 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from . import accountcli
 from .errors import StartupError
 from .importer import import_paths
 from .serving import LOG_FORMAT, serve
-from .settings import ENVIRONMENT, Config, defaults_from_environment, parse_size
+from .settings import (AUTH_MODES, ENVIRONMENT, VISIBILITIES, Config,
+                       defaults_from_environment, parse_size)
 
 def build_parser(defaults: dict) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -26,6 +28,13 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=_positive, default=defaults["workers"],
                         help="serving processes sharing the port (default: one per core, "
                         "%(default)s here)")
+    parser.add_argument("--auth", choices=AUTH_MODES, default=defaults["auth"],
+                        help="open: no accounts, everyone may do everything; users: sign-in, "
+                        "owners and private files (default: open on a loopback address, "
+                        "users otherwise)")
+    parser.add_argument("--default-visibility", choices=VISIBILITIES,
+                        default=defaults["default_visibility"],
+                        help="of uploads that do not say (default %(default)s)")
     _add_storage_flags(parser, defaults)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     importer = commands.add_parser(
@@ -36,6 +45,8 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
     importer.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     # SUPPRESS: a flag given before `import` is not reset by the subcommand.
     _add_storage_flags(importer, dict.fromkeys(defaults, argparse.SUPPRESS))
+    accountcli.add_commands(
+        commands, lambda sub: _add_storage_flags(sub, dict.fromkeys(defaults, argparse.SUPPRESS)))
     return parser
 
 
@@ -69,13 +80,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = build_parser(defaults).parse_args(argv)
     config = Config(host=args.host, port=args.port, data_dir=args.data_dir,
-                    max_upload_size=args.max_upload_size, workers=args.workers)
-    # The importer reports each file itself; the server logs what it does.
-    level = logging.WARNING if args.command == "import" else logging.INFO
+                    max_upload_size=args.max_upload_size, workers=args.workers,
+                    auth=args.auth, default_visibility=args.default_visibility)
+    # The commands report what they do themselves; the server logs it.
+    level = logging.INFO if args.command is None else logging.WARNING
     logging.basicConfig(level=level, format=LOG_FORMAT)
     try:
         if args.command == "import":
             return asyncio.run(import_paths(config, args.paths))
+        if args.command in ("user", "token"):
+            return asyncio.run(accountcli.run(config, args))
         serve(config)
     except StartupError as exc:
         print(f"audioserver: not starting: {exc}", file=sys.stderr)

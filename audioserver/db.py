@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from .accounts import EVERYTHING, Viewer
 from .errors import Gone, NameTaken, NotFound
 from .listing import SORT_COLUMNS, ListQuery
 from .models import AudioRecord
@@ -50,11 +51,49 @@ MIGRATIONS = [
     CREATE INDEX audio_samplerate ON audio (available, samplerate, name);
     CREATE INDEX audio_channels ON audio (available, channels, name);
     """,
+    """
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+        created_at TEXT NOT NULL
+    );
+    -- Only hashes of session and API tokens are kept: a copy of the
+    -- database signs nobody in.
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        csrf_token TEXT NOT NULL,
+        created REAL NOT NULL,
+        last_seen REAL NOT NULL
+    );
+    CREATE INDEX sessions_user ON sessions (user_name);
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        user_name TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        last_used_at TEXT
+    );
+    CREATE INDEX api_tokens_user ON api_tokens (user_name);
+    -- Failed sign-ins by account and by address, to slow guessing down.
+    CREATE TABLE login_failures (
+        key TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        last_failure REAL NOT NULL
+    );
+    -- Files uploaded before accounts existed have no owner and stay public.
+    ALTER TABLE audio ADD COLUMN owner TEXT REFERENCES users (name) ON DELETE SET NULL;
+    ALTER TABLE audio ADD COLUMN visibility TEXT NOT NULL DEFAULT 'public'
+        CHECK (visibility IN ('public', 'private'));
+    CREATE INDEX audio_owner ON audio (available, owner, name)
+    """,
 ]
 
 COLUMNS = (
     "name, duration, frames, samplerate, channels, format, subtype, "
-    "content_type, size, sha256, created_at, storage_key, available"
+    "content_type, size, sha256, created_at, owner, visibility, storage_key, available"
 )
 BUSY_TIMEOUT_MS = 10_000
 MAX_KEPT_COUNTS = 1000
@@ -90,10 +129,12 @@ class Database:
         # FULL: a commit is on disk before we answer 201.
         await conn.execute("PRAGMA synchronous=FULL")
         await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # Removing a user removes their sessions and tokens, and disowns their files.
+        await conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
     async def _migrate(self) -> None:
-        async with self._transaction() as conn:
+        async with self.transaction() as conn:
             (version,) = await (await conn.execute("PRAGMA user_version")).fetchone()
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 log.info("migrating the database to schema version %d", number)
@@ -101,15 +142,25 @@ class Database:
                     await conn.execute(statement)
                 await conn.execute(f"PRAGMA user_version={number}")
 
-    def _transaction(self):
+    # The account store (accountdb.py) shares these two connections.
+
+    def transaction(self) -> "_Transaction":
+        """BEGIN IMMEDIATE on the writer: `async with db.transaction() as conn`."""
         return _Transaction(self._writer, self._write_lock)
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        return self._reader
 
     # Reads
 
-    async def get(self, name: str) -> AudioRecord:
-        """The record called `name`; NotFound, or Gone when its file is missing."""
+    async def get(self, name: str, viewer: Viewer = EVERYTHING) -> AudioRecord:
+        """The record called `name`; NotFound, or Gone when its file is missing.
+
+        A private file `viewer` may not see is not found, exactly like a
+        missing one, so its name is not given away."""
         record = await self._fetch_one(f"SELECT {COLUMNS} FROM audio WHERE name = ?", (name,))
-        if record is None:
+        if record is None or not viewer.may_see(record.owner, record.visibility):
             raise _not_found(name)
         if not record.available:
             raise Gone(
@@ -123,10 +174,11 @@ class Database:
         cursor = await self._reader.execute("SELECT 1 FROM audio WHERE name = ?", (name,))
         return await cursor.fetchone() is not None
 
-    async def search(self, query: ListQuery) -> tuple[list[AudioRecord], int, bool]:
-        """One page of records matching `query`, how many match in all, and
-        whether another page follows."""
-        where, params = _filters(query)
+    async def search(self, query: ListQuery, viewer: Viewer = EVERYTHING
+                     ) -> tuple[list[AudioRecord], int, bool]:
+        """One page of the records matching `query` that `viewer` may see, how
+        many match in all, and whether another page follows."""
+        where, params = _filters(query, viewer)
         await self._forget_stale_counts()
         total = await self._count(" AND ".join(where), tuple(params))
         # The key of the order: the column, then the unique name to break ties.
@@ -134,7 +186,7 @@ class Database:
         if total > await self._walk_threshold(query.limit):
             # Many match: walking the sort index finds a page of them sooner
             # than sorting them all, which a filter's index would need.
-            where, params = _filters(query, keep_index=key[0])
+            where, params = _filters(query, viewer, keep_index=key[0])
         direction = "DESC" if query.descending else "ASC"
         page_where, page_params = list(where), list(params)
         if query.after is not None:
@@ -172,10 +224,12 @@ class Database:
             (self._counts[where, params],) = await cursor.fetchone()
         return self._counts[where, params]
 
-    async def summary(self) -> tuple[int, float]:
-        """How many available files there are, and their total duration."""
+    async def summary(self, viewer: Viewer = EVERYTHING) -> tuple[int, float]:
+        """How many available files `viewer` may see, and their total duration."""
+        where, params = _filters(ListQuery(), viewer)
         cursor = await self._reader.execute(
-            "SELECT count(*), coalesce(sum(duration), 0) FROM audio WHERE available = 1"
+            f"SELECT count(*), coalesce(sum(duration), 0) FROM audio WHERE {' AND '.join(where)}",
+            params,
         )
         count, duration = await cursor.fetchone()
         return count, duration
@@ -194,12 +248,12 @@ class Database:
 
     async def insert(self, records: list[AudioRecord]) -> None:
         """Insert all of `records` or none; NameTaken names the clash."""
-        async with self._transaction() as conn:
+        async with self.transaction() as conn:
             for record in records:
                 try:
                     await conn.execute(
                         f"INSERT INTO audio ({COLUMNS}, name_folded)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (*_values(record), record.name.casefold()),
                     )
                 except sqlite3.IntegrityError:
@@ -207,7 +261,7 @@ class Database:
 
     async def delete(self, name: str) -> AudioRecord:
         """Delete the row called `name` and return it (NotFound if none)."""
-        async with self._transaction() as conn:
+        async with self.transaction() as conn:
             cursor = await conn.execute(
                 f"DELETE FROM audio WHERE name = ? RETURNING {COLUMNS}", (name,)
             )
@@ -217,8 +271,19 @@ class Database:
             raise _not_found(name)
         return _record(row)
 
+    async def set_visibility(self, name: str, visibility: str) -> AudioRecord:
+        async with self.transaction() as conn:
+            cursor = await conn.execute(
+                f"UPDATE audio SET visibility = ? WHERE name = ? RETURNING {COLUMNS}",
+                (visibility, name))
+            row = await cursor.fetchone()
+            await cursor.close()
+        if row is None:
+            raise _not_found(name)
+        return _record(row)
+
     async def set_available(self, keys: list[str], available: bool) -> None:
-        async with self._transaction() as conn:
+        async with self.transaction() as conn:
             await conn.executemany(
                 "UPDATE audio SET available = ? WHERE storage_key = ?",
                 [(int(available), key) for key in keys],
@@ -250,11 +315,18 @@ class _Transaction:
             self.lock.release()
 
 
-def _filters(query: ListQuery, keep_index: str | None = None) -> tuple[list[str], list]:
+def _filters(query: ListQuery, viewer: Viewer,
+             keep_index: str | None = None) -> tuple[list[str], list]:
     """WHERE terms and their parameters. With `keep_index`, a filter on any
     other column is written `+column`, which SQLite cannot use an index for:
     that steers it to walk the sort column's index instead."""
     where, params = ["available = 1"], []
+    if not viewer.sees_all:
+        if viewer.name is None:
+            where.append("visibility = 'public'")
+        else:
+            where.append("(visibility = 'public' OR owner = ?)")
+            params.append(viewer.name)
 
     def column(name: str) -> str:
         return name if keep_index in (None, name) else f"+{name}"
@@ -264,6 +336,8 @@ def _filters(query: ListQuery, keep_index: str | None = None) -> tuple[list[str]
         ("duration", "<= ?", query.max_duration),
         ("samplerate", "= ?", query.samplerate),
         ("channels", "= ?", query.channels),
+        ("owner", "= ?", query.owner),
+        ("visibility", "= ?", query.visibility),
     ):
         if value is not None:
             where.append(f"{column(name)} {test}")
@@ -286,7 +360,8 @@ def _values(record: AudioRecord) -> tuple:
     return (
         record.name, record.duration, record.frames, record.samplerate, record.channels,
         record.format, record.subtype, record.content_type, record.size, record.sha256,
-        record.created_at, record.storage_key, int(record.available),
+        record.created_at, record.owner, record.visibility, record.storage_key,
+        int(record.available),
     )
 
 

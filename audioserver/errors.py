@@ -27,6 +27,21 @@ class BadRequest(AudioServerError):
     status = HTTPStatus.BAD_REQUEST
 
 
+class Unauthorized(AudioServerError):
+    """Nobody is signed in, or the credentials are wrong."""
+
+    status = HTTPStatus.UNAUTHORIZED
+
+    def __init__(self, detail: str, **extra):
+        # Bearer: curl users sign in with an API token; browsers get a page.
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="audioserver"'},
+                         **extra)
+
+
+class Forbidden(AudioServerError):
+    status = HTTPStatus.FORBIDDEN
+
+
 class NotFound(AudioServerError):
     status = HTTPStatus.NOT_FOUND
 
@@ -46,6 +61,13 @@ class NameTaken(AudioServerError):
         )
 
 
+class UserExists(AudioServerError):
+    status = HTTPStatus.CONFLICT
+
+    def __init__(self, name: str):
+        super().__init__(f"there is already an account called {name!r}", user=name)
+
+
 class TooLarge(AudioServerError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
@@ -62,6 +84,14 @@ class Undecodable(AudioServerError):
     """A stored file that libsndfile accepted but cannot decode to the end."""
 
     status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class TooManyRequests(AudioServerError):
+    status = HTTPStatus.TOO_MANY_REQUESTS
+
+    def __init__(self, detail: str, retry_after: int, headers: dict | None = None, **extra):
+        super().__init__(detail, headers={"Retry-After": str(retry_after), **(headers or {})},
+                         retry_after=retry_after, **extra)
 
 
 class StorageFull(AudioServerError):

@@ -38,16 +38,18 @@ class Library:
         self.storage = storage
         self.probes = probes
 
-    async def add(self, staged: list[Staged]) -> list[AudioRecord]:
+    async def add(self, staged: list[Staged], owner: str | None = None,
+                  visibility: str = "public") -> list[AudioRecord]:
         """Probe and store all of `staged`, or none of them."""
         try:
             infos = [await self.probes.probe(item.upload.path, item.name) for item in staged]
         except BaseException:
             await self.discard(staged)
             raise
-        return await asyncio.shield(self._commit(staged, infos))
+        return await asyncio.shield(self._commit(staged, infos, owner, visibility))
 
-    async def _commit(self, staged: list[Staged], infos: list[AudioInfo]) -> list[AudioRecord]:
+    async def _commit(self, staged: list[Staged], infos: list[AudioInfo], owner: str | None,
+                      visibility: str) -> list[AudioRecord]:
         try:
             keys = await self.storage.publish([item.upload for item in staged])
         except BaseException:
@@ -55,7 +57,7 @@ class Library:
             raise
         created_at = now_rfc3339()
         records = [
-            _record(item, info, key, created_at)
+            _record(item, info, key, created_at, owner, visibility)
             for item, info, key in zip(staged, infos, keys)
         ]
         try:
@@ -111,7 +113,8 @@ def now_rfc3339() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _record(item: Staged, info: AudioInfo, key: str, created_at: str) -> AudioRecord:
+def _record(item: Staged, info: AudioInfo, key: str, created_at: str, owner: str | None,
+            visibility: str) -> AudioRecord:
     return AudioRecord(
         name=item.name,
         duration=info.duration,
@@ -124,5 +127,7 @@ def _record(item: Staged, info: AudioInfo, key: str, created_at: str) -> AudioRe
         size=item.upload.size,
         sha256=item.upload.sha256,
         created_at=created_at,
+        owner=owner,
+        visibility=visibility,
         storage_key=key,
     )

@@ -8,7 +8,9 @@ import unicodedata
 from dataclasses import dataclass, replace
 from typing import Mapping
 
+from .accounts import validate_user_name
 from .errors import BadRequest
+from .settings import VISIBILITIES
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -34,6 +36,8 @@ class ListQuery:
     samplerate: int | None = None
     channels: int | None = None
     q: str | None = None
+    owner: str | None = None
+    visibility: str | None = None
     sort: str = "name"
     descending: bool = False
     limit: int = DEFAULT_LIMIT
@@ -53,6 +57,7 @@ class ListQuery:
         for key, value in (
             ("minduration", self.min_duration), ("maxduration", self.max_duration),
             ("samplerate", self.samplerate), ("channels", self.channels), ("q", self.q),
+            ("owner", self.owner), ("visibility", self.visibility),
         ):
             if value is not None:
                 params.append((key, str(value)))
@@ -79,6 +84,8 @@ def parse_list_query(params: Mapping[str, str]) -> ListQuery:
         samplerate=_positive_int(params, "samplerate"),
         channels=_positive_int(params, "channels"),
         q=_search_text(params),
+        owner=_owner(params),
+        visibility=_visibility(params),
         sort=sort,
         descending=sort_param.startswith("-"),
         limit=_limit(params),
@@ -108,6 +115,20 @@ def _search_text(params) -> str | None:
     """?q=, in NFC as names are stored: "É" typed decomposed must find "Éclair"."""
     text = _one(params, "q")
     return unicodedata.normalize("NFC", text) if text else None
+
+
+def _owner(params) -> str | None:
+    text = _one(params, "owner")
+    return validate_user_name(text) if text else None
+
+
+def _visibility(params) -> str | None:
+    text = _one(params, "visibility")
+    if not text:
+        return None
+    if text not in VISIBILITIES:
+        raise BadRequest(f"visibility={text!r} is not one of {', '.join(VISIBILITIES)}")
+    return text
 
 
 def _seconds(params, key: str) -> float | None:

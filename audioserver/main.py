@@ -2,12 +2,15 @@
 
 from aiohttp import web
 
+from .accountdb import Accounts
+from .auth import Auth
+from .authweb import auth_middleware, csrf_middleware
 from .library import open_library
 from .middlewares import error_middleware
 from .routes import setup_routes
 from .settings import Config
 from .templating import setup_templates
-from .typedefs import config_key, library_key
+from .typedefs import auth_key, config_key, library_key
 
 # aiohttp buffers up to twice this per connection before it stops reading:
 # 64 KiB (its default) makes a 1 GB upload sixteen thousand trips through
@@ -22,12 +25,23 @@ async def library_ctx(app: web.Application):
         yield
 
 
+async def auth_ctx(app: web.Application):
+    auth = Auth(Accounts(app[library_key].db), app[config_key])
+    if not auth.open:
+        await auth.remove_expired_sessions()
+    app[auth_key] = auth
+    yield
+
+
 def create_app(config: Config) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware], handler_args={"read_bufsize": READ_BUFSIZE}
+        # Outermost first: errors become problems; then who is asking, then CSRF.
+        middlewares=[error_middleware, auth_middleware, csrf_middleware],
+        handler_args={"read_bufsize": READ_BUFSIZE},
     )
     app[config_key] = config
     setup_templates(app)
     setup_routes(app)
     app.cleanup_ctx.append(library_ctx)
+    app.cleanup_ctx.append(auth_ctx)
     return app

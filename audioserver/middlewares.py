@@ -5,11 +5,11 @@ import json
 import logging
 from http import HTTPStatus
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from .errors import AudioServerError
 from .negotiation import wants_html
+from .templating import render
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,7 @@ def problem(request: web.Request, status: HTTPStatus, detail: str, extra=None,
     body = {"type": "about:blank", "title": status.phrase, "status": int(status),
             "detail": detail, **(extra or {})}
     if wants_html(request):
-        response = aiohttp_jinja2.render_template(
-            "error.html", request, {"problem": body}, status=int(status)
-        )
+        response = render(request, "error.html", {"problem": body}, status=int(status))
     else:
         response = web.Response(status=int(status), text=json.dumps(body),
                                 content_type=PROBLEM_TYPE)

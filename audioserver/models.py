@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 PUBLIC_FIELDS = (
     "name", "duration", "frames", "samplerate", "channels", "format",
-    "subtype", "content_type", "size", "sha256", "created_at",
+    "subtype", "content_type", "size", "sha256", "created_at", "owner", "visibility",
 )
 
 
@@ -40,6 +40,8 @@ class AudioRecord(NamedTuple):
     size: int
     sha256: str
     created_at: str
+    owner: str | None  # the account that uploaded it; None in open mode
+    visibility: str  # "public", or "private": its owner and admins only
     storage_key: str
     available: bool = True
 

@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from . import uploads, views
+from . import accountviews, uploads, views
 from .typedefs import config_key
 
 
@@ -19,5 +19,15 @@ def setup_routes(app: web.Application) -> None:
         web.get("/delete", views.delete_form, name="delete"),
         web.post("/delete", views.delete, name="delete"),
         web.delete("/delete", views.delete, name="delete"),
+        web.post("/visibility", views.set_visibility, name="visibility"),
+        web.get("/login", accountviews.login_form, name="login"),
+        web.post("/login", accountviews.login, name="login"),
+        web.post("/logout", accountviews.logout, name="logout"),
+        web.get("/setup", accountviews.setup_form, name="setup"),
+        web.post("/setup", accountviews.setup, name="setup"),
+        web.get("/account", accountviews.account, name="account"),
+        web.post("/tokens", accountviews.create_token, name="tokens"),
+        web.delete("/tokens", accountviews.revoke_token, name="tokens"),
+        web.post("/tokens/revoke", accountviews.revoke_token, name="revoke_token"),
         web.static("/static", app[config_key].static_dir, name="static"),
     ])

@@ -13,12 +13,15 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import secrets
 import signal
 import time
 from dataclasses import replace
 
 from aiohttp import web
 
+from .accountdb import Accounts
+from .db import Database
 from .errors import StartupError
 from .library import open_library
 from .main import create_app
@@ -34,6 +37,8 @@ PR_SET_PDEATHSIG = 1
 
 
 def serve(config: Config) -> None:
+    if asyncio.run(_needs_an_admin(config)):
+        config = replace(config, setup_code=secrets.token_hex(6))
     if config.workers == 1:
         _run(config, announce=lambda: _print_url(config))
     else:
@@ -63,8 +68,13 @@ def _run(config: Config, announce, ignore_sigint: bool = False) -> None:
 def _print_url(config: Config) -> None:
     host = f"[{config.host}]" if ":" in config.host else config.host
     workers = f" with {config.workers} workers" if config.workers > 1 else ""
+    mode = "no accounts" if config.auth_mode == "open" else "accounts"
     print(f"AudioServer is serving http://{host}:{config.port}/{workers} "
-          f"(data in {config.data_dir.resolve()}); press Ctrl-C to stop", flush=True)
+          f"(data in {config.data_dir.resolve()}; {mode}); press Ctrl-C to stop", flush=True)
+    if config.setup_code is not None:
+        print(f"There is no account yet: open http://{host}:{config.port}/setup and enter "
+              f"the setup code {config.setup_code}, or run "
+              "`python -m audioserver user add NAME --admin`", flush=True)
 
 
 class Supervisor:
@@ -126,6 +136,20 @@ class Supervisor:
             worker.join(SHUTDOWN_TIMEOUT + 5)
             if worker.is_alive():
                 worker.kill()
+
+
+async def _needs_an_admin(config: Config) -> bool:
+    """Users mode with no account yet: then /setup makes the first admin."""
+    if config.auth_mode != "users":
+        return False
+    if not config.db_path.exists():
+        return True
+    db = Database(config.db_path)
+    try:
+        await db.open()
+        return await Accounts(db).count_users() == 0
+    finally:
+        await db.close()
 
 
 async def _reconcile(config: Config) -> None:

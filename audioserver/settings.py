@@ -1,5 +1,6 @@
 """Configuration: one frozen object built from flags and environment variables."""
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
@@ -17,6 +18,13 @@ DEFAULT_MAX_UPLOAD_SIZE = 2 * 1024**3
 DEFAULT_PROBE_TIMEOUT = 60.0
 # One serving process per core: Python runs one thread of code at a time.
 DEFAULT_WORKERS = os.cpu_count() or 1
+
+# open: no accounts, everyone may do everything; users: sign-in and owners.
+AUTH_MODES = ("open", "users")
+VISIBILITIES = ("public", "private")
+# A browser session ends after a week unused, and a month after sign-in.
+DEFAULT_SESSION_IDLE = 7 * 24 * 3600.0
+DEFAULT_SESSION_LIFETIME = 30 * 24 * 3600.0
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
@@ -48,10 +56,49 @@ class Config:
     reconcile: bool = True
     templates_dir: Path = TEMPLATES_DIR
     static_dir: Path = STATIC_DIR
+    # None: open while listening on a loopback address only, users otherwise.
+    auth: str | None = None
+    default_visibility: str = "public"
+    session_idle: float = DEFAULT_SESSION_IDLE
+    session_lifetime: float = DEFAULT_SESSION_LIFETIME
+    # While users mode has no account yet: what /setup asks for, so that
+    # only someone who can read the server's console creates the admin.
+    setup_code: str | None = None
+    # Proxies whose X-Forwarded-For names the client (--trusted-proxy).
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "audioserver.sqlite3"
+
+    @property
+    def auth_mode(self) -> str:
+        if self.auth is not None:
+            return self.auth
+        return "open" if is_loopback(self.host) else "users"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach `host`; a name other than
+    localhost might resolve to anything, so it counts as not."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def auth_mode(text: str) -> str:
+    if text not in AUTH_MODES:
+        raise ValueError(f"{text!r} is not one of {', '.join(AUTH_MODES)}")
+    return text
+
+
+def visibility(text: str) -> str:
+    if text not in VISIBILITIES:
+        raise ValueError(f"{text!r} is not one of {', '.join(VISIBILITIES)}")
+    return text
 
 
 ENVIRONMENT = {
@@ -60,6 +107,8 @@ ENVIRONMENT = {
     "data_dir": ("AUDIOSERVER_DATA_DIR", Path),
     "max_upload_size": ("AUDIOSERVER_MAX_UPLOAD_SIZE", parse_size),
     "workers": ("AUDIOSERVER_WORKERS", int),
+    "auth": ("AUDIOSERVER_AUTH", auth_mode),
+    "default_visibility": ("AUDIOSERVER_DEFAULT_VISIBILITY", visibility),
 }
 
 

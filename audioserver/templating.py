@@ -6,7 +6,7 @@ import jinja2
 import aiohttp_jinja2
 from aiohttp import web
 
-from .typedefs import config_key
+from .typedefs import auth_key, config_key, session_key, user_key
 
 SIZE_UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB")
 
@@ -18,6 +18,17 @@ def setup_templates(app: web.Application) -> None:
         autoescape=True,  # names like "<img onerror=…>.wav" are shown, never run
         filters={"duration": format_duration, "filesize": format_size, "when": format_when},
     )
+
+
+def render(request: web.Request, template: str, context: dict, status: int = 200) -> web.Response:
+    """A page. Every page also gets the request, who is signed in (for the
+    header) and the CSRF token its forms carry."""
+    session = request.get(session_key)
+    shared = {"request": request, "accounts": not request.app[auth_key].open,
+              "user": request.get(user_key),
+              "csrf_token": session.csrf_token if session is not None else ""}
+    return aiohttp_jinja2.render_template(template, request, {**shared, **context},
+                                          status=status)
 
 
 def format_duration(seconds: float) -> str:

@@ -1,9 +1,20 @@
-"""Every key under which the application keeps state."""
+"""Every key under which the application and its requests keep state."""
 
 from aiohttp import web
 
+from .accountdb import Session
+from .accounts import User
+from .auth import Auth
 from .library import Library
 from .settings import Config
 
 config_key = web.AppKey("config", Config)
 library_key = web.AppKey("library", Library)
+auth_key = web.AppKey("auth", Auth)
+# Who made the request: set by the auth middleware on every request, None
+# for nobody (open mode, or not signed in).
+user_key = web.RequestKey("user", User)
+# The browser session that signed the request in, when a cookie did.
+session_key = web.RequestKey("session", Session)
+# A multipart upload signed in by a cookie: the CSRF token its first field must carry.
+csrf_pending_key = web.RequestKey("csrf_pending", str)

@@ -11,21 +11,26 @@ from http import HTTPStatus
 import aiohttp
 from aiohttp import web
 
+from .auth import SESSION_COOKIE, require_uploader
 from .errors import AudioServerError, BadRequest, NameTaken, TooLarge
 from .library import Library, Staged
 from .middlewares import problem
 from .names import validate_name
-from .typedefs import config_key, library_key
+from .authweb import CSRF_FIELD, check_csrf
+from .typedefs import auth_key, config_key, csrf_pending_key, library_key
 
 CHUNK_SIZE = 256 * 1024
+# Form fields other than files: a visibility, a CSRF token.
+MAX_FIELD_SIZE = 4096
 # What a cut-off body looks like to the handler, depending on how it ended.
 CUT_OFF = (aiohttp.ClientPayloadError, ConnectionResetError, EOFError)
 
 
-async def receive(request: web.Request) -> list[Staged]:
-    """Stream the request's files to temporary storage; check name and size."""
+async def receive(request: web.Request) -> tuple[list[Staged], dict[str, str]]:
+    """Stream the request's files to temporary storage; check name and size.
+    Also the form's other fields (a raw upload's query string)."""
     if "name" in request.query:
-        return [await _receive_raw(request)]
+        return [await _receive_raw(request)], dict(request.query)
     if request.content_type.startswith("multipart/"):
         return await _receive_multipart(request)
     raise BadRequest(
@@ -40,14 +45,22 @@ async def expect_handler(request: web.Request) -> web.StreamResponse | None:
     if request.headers.get("Expect", "").lower() != "100-continue":
         return problem(request, HTTPStatus.EXPECTATION_FAILED,
                        "the only Expect this server understands is 100-continue")
-    if "name" in request.query:
-        try:
+    try:
+        if not _has_credentials(request):
+            # This runs before the middlewares: with no credentials at all,
+            # whether an upload is refused is known before its body comes.
+            require_uploader(request.app[auth_key], None)
+        if "name" in request.query:
             await _check_raw_headers(request)
-        except AudioServerError as exc:
-            return problem(request, exc.status, exc.detail, exc.extra, exc.headers)
+    except AudioServerError as exc:
+        return problem(request, exc.status, exc.detail, exc.extra, exc.headers)
     if request.version >= aiohttp.HttpVersion11:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     return None
+
+
+def _has_credentials(request: web.Request) -> bool:
+    return "Authorization" in request.headers or SESSION_COOKIE in request.cookies
 
 
 async def _check_raw_headers(request: web.Request) -> str:
@@ -64,12 +77,17 @@ async def _receive_raw(request: web.Request) -> Staged:
     return await _stream(request, name, request.content.readany)
 
 
-async def _receive_multipart(request: web.Request) -> list[Staged]:
+async def _receive_multipart(request: web.Request) -> tuple[list[Staged], dict[str, str]]:
     staged: list[Staged] = []
+    fields = dict(request.query)
     try:
         async for part in await request.multipart():
             if getattr(part, "name", None) != "file":
-                continue  # other form fields carry nothing we store
+                # Small fields (visibility, csrf_token) come before the files.
+                fields[part.name or ""] = await _field_value(part)
+                continue
+            if csrf_token := request.get(csrf_pending_key):
+                check_csrf(csrf_token, fields.get(CSRF_FIELD))
             if not part.filename:
                 if await part.read_chunk(CHUNK_SIZE):
                     raise BadRequest("a 'file' part has no filename; its filename is "
@@ -87,7 +105,18 @@ async def _receive_multipart(request: web.Request) -> list[Staged]:
         raise
     if not staged:
         raise BadRequest("the form has no file: send at least one part named 'file'")
-    return staged
+    return staged, fields
+
+
+async def _field_value(part) -> str:
+    """A form field that is not a file, read whole: so it must be small."""
+    value = b""
+    while chunk := await part.read_chunk(MAX_FIELD_SIZE):
+        value += chunk
+        if len(value) > MAX_FIELD_SIZE:
+            raise BadRequest(f"the form field {part.name!r} is longer than "
+                             f"{MAX_FIELD_SIZE} bytes; only files may be large")
+    return value.decode("utf-8", "replace")
 
 
 async def _stream(request: web.Request, name: str, read) -> Staged:

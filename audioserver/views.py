@@ -2,36 +2,51 @@
 
 from dataclasses import replace
 
-import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
-from . import uploads, waveform
+from . import auth, uploads, waveform
 from .downloads import etag_matches, file_response
 from .errors import BadRequest
 from .listing import SORT_COLUMNS, ListQuery, parse_list_query
 from .models import AudioRecord
 from .names import validate_name
 from .negotiation import wants_html
-from .typedefs import config_key, library_key
+from .templating import render
+from .typedefs import auth_key, config_key, library_key, user_key
 
 TRUE_WORDS = ("1", "true", "yes", "on")
 REPRESENTATIONS = ("html", "json")
 
 
-@aiohttp_jinja2.template("index.html")
-async def index(request: web.Request) -> dict:
-    count, duration = await request.app[library_key].db.summary()
-    return {"count": count, "duration": duration}
+async def index(request: web.Request) -> web.Response:
+    count, duration = await request.app[library_key].db.summary(_viewer(request))
+    return render(request, "index.html", {"count": count, "duration": duration})
 
 
-@aiohttp_jinja2.template("upload.html")
-async def upload_form(request: web.Request) -> dict:
-    return {"max_size": request.app[config_key].max_upload_size}
+async def upload_form(request: web.Request) -> web.Response:
+    rules = request.app[auth_key]
+    if not rules.open and request[user_key] is None:
+        # Only accounts upload: sign in first, then come back here.
+        login = _url(request, "login").with_query(next=str(request.rel_url))
+        raise web.HTTPSeeOther(login)
+    config = request.app[config_key]
+    return render(request, "upload.html", {"max_size": config.max_upload_size,
+                                           "default_visibility": config.default_visibility})
 
 
 async def upload(request: web.Request) -> web.StreamResponse:
-    records = await request.app[library_key].add(await uploads.receive(request))
+    rules = request.app[auth_key]
+    owner = auth.require_uploader(rules, request[user_key])
+    # A wrong ?visibility= fails before the body is read, not after.
+    auth.parse_visibility(rules, request.query.get("visibility"))
+    staged, fields = await uploads.receive(request)
+    try:
+        visibility = auth.parse_visibility(rules, fields.get("visibility"))
+    except BadRequest:
+        await request.app[library_key].discard(staged)
+        raise
+    records = await request.app[library_key].add(staged, owner, visibility)
     location = _info_url(request, records[0].name)
     if wants_html(request):
         raise web.HTTPSeeOther(location if len(records) == 1 else _url(request, "list"))
@@ -44,7 +59,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     if name is None:
         return _ask_name(request, "download")
     library = request.app[library_key]
-    record = await library.db.get(name)
+    record = await library.db.get(name, _viewer(request))
     inline = request.query.get("inline", "").lower() in TRUE_WORDS
     return await file_response(request, record, library.storage.path(record.storage_key),
                                inline)
@@ -52,7 +67,7 @@ async def download(request: web.Request) -> web.StreamResponse:
 
 async def list_audio(request: web.Request) -> web.StreamResponse:
     query = parse_list_query(request.query)
-    records, total, more = await request.app[library_key].db.search(query)
+    records, total, more = await request.app[library_key].db.search(query, _viewer(request))
     next_url = _next_page_url(request, query, records) if more else None
     headers = {"X-Total-Count": str(total)}
     if next_url is not None:
@@ -69,7 +84,7 @@ async def info(request: web.Request) -> web.StreamResponse:
     name = _name_param(request, "info")
     if name is None:
         return _ask_name(request, "info")
-    record = await request.app[library_key].db.get(name)
+    record = await request.app[library_key].db.get(name, _viewer(request))
     if wants_html(request):
         return _page(request, "info.html", {"record": record})
     return web.json_response(record.public())
@@ -77,7 +92,7 @@ async def info(request: web.Request) -> web.StreamResponse:
 
 async def waveform_peaks(request: web.Request) -> web.StreamResponse:
     library = request.app[library_key]
-    record = await library.db.get(_name_param(request, "waveform", ask=False))
+    record = await library.db.get(_name_param(request, "waveform", ask=False), _viewer(request))
     points = waveform.parse_points(request.query.get("points"))
     headers = {"ETag": waveform.etag(record, points), "Cache-Control": "no-cache"}
     if etag_matches(request, headers["ETag"]):
@@ -96,10 +111,34 @@ async def delete(request: web.Request) -> web.StreamResponse:
         raw = (await request.post()).get("name")  # the ask-name form's field
     if raw is None:
         raise BadRequest("say which file to delete: /delete?name=NAME", name=None)
-    await request.app[library_key].remove(validate_name(raw))
+    library = request.app[library_key]
+    record = await library.db.get(validate_name(raw), _viewer(request))
+    auth.check_may_change(request.app[auth_key], request[user_key], record)
+    await library.remove(record.name)
     if wants_html(request):
         raise web.HTTPSeeOther(_url(request, "list"))
     return web.Response(status=204)
+
+
+async def set_visibility(request: web.Request) -> web.StreamResponse:
+    """POST /visibility?name=…&visibility=public|private (or the same as form fields)."""
+    fields = {**(await request.post()), **request.query}
+    if not fields.get("name") or not fields.get("visibility"):
+        raise BadRequest("say which file and what it becomes: "
+                         "/visibility?name=NAME&visibility=public|private")
+    rules = request.app[auth_key]
+    library = request.app[library_key]
+    record = await library.db.get(validate_name(fields["name"]), _viewer(request))
+    auth.check_may_change(rules, request[user_key], record)
+    visibility = auth.parse_visibility(rules, fields["visibility"])
+    record = await library.db.set_visibility(record.name, visibility)
+    if wants_html(request):
+        raise web.HTTPSeeOther(_info_url(request, record.name))
+    return web.json_response(record.public())
+
+
+def _viewer(request: web.Request):
+    return auth.viewer(request.app[auth_key], request[user_key])
 
 
 def _info_url(request: web.Request, name: str) -> URL:
@@ -113,7 +152,7 @@ def _url(request: web.Request, route: str) -> URL:
 def _page(request: web.Request, template: str, context: dict,
           headers: dict | None = None) -> web.Response:
     """A page, pointing at its JSON twin: the same URL with ?format=json."""
-    response = aiohttp_jinja2.render_template(template, request, {**context, "request": request})
+    response = render(request, template, context)
     response.headers.update(headers or {})
     response.headers.add("Link", f'<{_json_twin(request)}>; rel="alternate"; type="application/json"')
     return response
@@ -140,7 +179,7 @@ def _name_param(request: web.Request, route: str, ask: bool = True) -> str | Non
 def _ask_name(request: web.Request, route: str) -> web.StreamResponse:
     """The form asking for a name; /delete?name=X fills it in, to confirm."""
     context = {"action": route, "name": request.query.get("name")}
-    return aiohttp_jinja2.render_template("ask_name.html", request, context)
+    return render(request, "ask_name.html", context)
 
 
 def _next_page_url(request: web.Request, query: ListQuery, records: list[AudioRecord]) -> URL:

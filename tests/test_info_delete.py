@@ -5,7 +5,7 @@ import os
 import audiofiles
 
 FIELDS = {"name", "duration", "frames", "samplerate", "channels", "format", "subtype",
-          "content_type", "size", "sha256", "created_at"}
+          "content_type", "size", "sha256", "created_at", "owner", "visibility"}
 
 
 async def listed(client) -> list[str]:

@@ -39,7 +39,7 @@ LIBRARY = {
 # Names sort by code point, as SQLite's BINARY collation does: upper case first, É last.
 BY_NAME = sorted(LIBRARY)
 FIELDS = {"name", "duration", "frames", "samplerate", "channels", "format", "subtype",
-          "content_type", "size", "sha256", "created_at"}
+          "content_type", "size", "sha256", "created_at", "owner", "visibility"}
 
 shared = pytest.mark.asyncio(loop_scope="module")
 
@@ -421,7 +421,7 @@ async def test_the_default_limit_is_100(client, library):
     # Rows straight into the database: a hundred uploads would take seconds.
     await library.db.insert([
         AudioRecord(f"{n:03}.wav", 1.0, 8000, 8000, 1, "WAV", "PCM_16", "audio/wav", 16044,
-                    "0" * 64, f"2026-01-01T00:00:00.{n:06}Z", f"key{n:03}")
+                    "0" * 64, f"2026-01-01T00:00:00.{n:06}Z", None, "public", f"key{n:03}")
         for n in range(101)])
     response = await client.get("/list")
     assert [item["name"] for item in await response.json()] == [f"{n:03}.wav" for n in range(100)]

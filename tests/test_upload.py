@@ -50,7 +50,7 @@ async def test_raw_put_answers_201_with_location_and_metadata(client, upload):
         "name": "a song.wav", "duration": 2.0, "frames": 96000, "samplerate": 48000,
         "channels": 2, "format": "WAV", "subtype": "PCM_16", "content_type": "audio/wav",
         "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-        "created_at": meta["created_at"],
+        "created_at": meta["created_at"], "owner": None, "visibility": "public",
     }
     assert meta["created_at"].endswith("Z")
     followed = await client.get(response.headers["Location"])

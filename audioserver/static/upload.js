@@ -77,10 +77,15 @@ function problemDetail(xhr) {
 function send(upload) {
   running += 1;
   const body = new FormData();
+  // The choice of who may see it comes first: the server reads the form in order.
+  const visibility = form.elements.namedItem("visibility");
+  if (visibility) body.append("visibility", visibility.value);
   body.append("file", upload.file, upload.file.name);
   const xhr = new XMLHttpRequest();
   xhr.open("POST", form.action);
   xhr.setRequestHeader("Accept", "application/json");
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  if (csrf) xhr.setRequestHeader("X-CSRF-Token", csrf);
   xhr.upload.addEventListener("progress", (event) => {
     if (event.lengthComputable) showProgress(upload, event.loaded, event.total);
   });

@@ -1,0 +1,151 @@
+"""Handlers for signing in and out, the first admin, and API tokens."""
+
+import secrets
+
+from aiohttp import web
+
+from . import auth
+from .accounts import User, validate_user_name
+from .authweb import clear_session_cookie, set_session_cookie
+from .clients import client_address
+from .errors import BadRequest, NotFound, TooManyRequests, Unauthorized
+from .negotiation import wants_html
+from .templating import render
+from .typedefs import auth_key, session_key, user_key
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    _require_accounts(request)
+    return _login_page(request, _next_path(request.query.get("next")))
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    rules = _require_accounts(request)
+    form = await request.post()
+    next_path = _next_path(form.get("next"))
+    try:
+        name = validate_user_name(form.get("name"))
+        user = await rules.check_password(name, str(form.get("password", "")),
+                                          client_address(request))
+    except (BadRequest, Unauthorized, TooManyRequests) as exc:
+        if not wants_html(request):
+            raise
+        # The form again, saying what went wrong, with what was typed.
+        return _login_page(request, next_path, error=exc, name=form.get("name", ""))
+    return await _signed_in(request, user, next_path)
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    session = request.get(session_key)
+    if session is not None:
+        await request.app[auth_key].end_session(session)
+    response = _see_other(request, request.app.router["index"].url_for())
+    clear_session_cookie(request, response)
+    return response
+
+
+async def setup_form(request: web.Request) -> web.StreamResponse:
+    await _require_setup(request)
+    return render(request, "setup.html", {})
+
+
+async def setup(request: web.Request) -> web.StreamResponse:
+    """The first admin, by someone who can read the server's console."""
+    rules = request.app[auth_key]
+    expected = await _require_setup(request)
+    form = await request.post()
+    if not secrets.compare_digest(str(form.get("code", "")).strip(), expected):
+        raise Unauthorized("that is not the setup code; the server printed it when it started")
+    user = User(validate_user_name(form.get("name")), "admin")
+    await rules.add_user(user, str(form.get("password", "")))
+    return await _signed_in(request, user, "/")
+
+
+async def account(request: web.Request) -> web.StreamResponse:
+    rules = request.app[auth_key]
+    user = auth.require_signed_in(rules, request[user_key])
+    tokens = await rules.accounts.tokens(user.name)
+    if wants_html(request):
+        return render(request, "account.html", {"tokens": tokens})
+    return web.json_response({"name": user.name, "role": user.role,
+                              "tokens": [token.public() for token in tokens]})
+
+
+async def create_token(request: web.Request) -> web.StreamResponse:
+    rules = request.app[auth_key]
+    user = auth.require_signed_in(rules, request[user_key])
+    fields = {**(await request.post()), **request.query}
+    secret, token = await rules.create_token(user, str(fields.get("label", "")))
+    if wants_html(request):
+        # Shown on this page and never again; it must not go into a URL.
+        tokens = await rules.accounts.tokens(user.name)
+        return render(request, "account.html", {"tokens": tokens, "new_token": secret},
+                      status=201)
+    return web.json_response({**token.public(), "token": secret}, status=201)
+
+
+async def revoke_token(request: web.Request) -> web.StreamResponse:
+    """DELETE /tokens?id=N, or POST /tokens/revoke with the form field id."""
+    rules = request.app[auth_key]
+    user = auth.require_signed_in(rules, request[user_key])
+    raw = request.query.get("id") or (await request.post()).get("id")
+    if not isinstance(raw, str) or not raw.isascii() or not raw.isdigit():
+        raise BadRequest("say which token to revoke by its id: /tokens?id=N (GET /account lists them)")
+    await rules.accounts.remove_token(user.name, int(raw))
+    if wants_html(request):
+        return _see_other(request, request.app.router["account"].url_for())
+    return web.Response(status=204)
+
+
+async def _signed_in(request: web.Request, user: User, next_path: str) -> web.StreamResponse:
+    """Sign `user` in with a new session: a fresh id on every sign-in, so an id
+    planted in the browser beforehand is worth nothing."""
+    rules = request.app[auth_key]
+    old = request.get(session_key)
+    if old is not None:
+        await rules.end_session(old)
+    secret, _ = await rules.start_session(user)
+    if wants_html(request):
+        response = _see_other(request, next_path)
+    else:
+        response = web.json_response({"name": user.name, "role": user.role})
+    set_session_cookie(request, response, secret)
+    return response
+
+
+def _login_page(request: web.Request, next_path: str, error=None, name="") -> web.Response:
+    context = {"next": next_path, "error": error, "name": name}
+    status = int(error.status) if error is not None else 200
+    response = render(request, "login.html", context, status=status)
+    response.headers.update(error.headers if error is not None else {})
+    return response
+
+
+def _next_path(raw) -> str:
+    """Where to go after signing in: a path on this server, never another site."""
+    if isinstance(raw, str) and raw.startswith("/") and not raw.startswith(("//", "/\\")):
+        return raw
+    return "/"
+
+
+def _see_other(request: web.Request, location) -> web.Response:
+    if wants_html(request):
+        return web.Response(status=303, headers={"Location": str(location)})
+    return web.Response(status=204)
+
+
+def _require_accounts(request: web.Request) -> auth.Auth:
+    rules = request.app[auth_key]
+    if rules.open:
+        raise NotFound("this server has no accounts (it runs with --auth open): "
+                       "there is nothing to sign in to")
+    return rules
+
+
+async def _require_setup(request: web.Request) -> str:
+    """The setup code, while the server still has no account."""
+    rules = _require_accounts(request)
+    code = rules.config.setup_code
+    if code is None or await rules.accounts.count_users() > 0:
+        raise NotFound("this server is set up: sign in at /login")
+    return code

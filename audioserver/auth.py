@@ -1,0 +1,217 @@
+"""Signing in: passwords, browser sessions and API tokens, and who may do what.
+
+Passwords are hashed with Argon2id. Sessions and API tokens are random
+secrets of which the database keeps only a SHA-256: they carry 256 bits of
+entropy, so a fast hash is enough and a stolen database signs nobody in.
+"""
+
+import asyncio
+import hashlib
+import math
+import secrets
+import time
+from datetime import datetime, timezone
+
+import argon2
+from aiohttp import web
+
+from .accountdb import Accounts, ApiToken, Session
+from .accounts import EVERYTHING, User, Viewer
+from .errors import BadRequest, Forbidden, TooManyRequests, Unauthorized
+from .models import AudioRecord
+from .settings import VISIBILITIES, Config
+
+SESSION_COOKIE = "audioserver_session"
+TOKEN_PREFIX = "as_"
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024  # Argon2 takes any length; a megabyte of it is an attack
+# last_seen and last_used_at are written at most this often: a write per
+# request would cost every request an fsync.
+TOUCH_EVERY = 300.0
+# After this many failed sign-ins in a row for an account or an address,
+# each further try must wait twice as long as the last, up to a quarter hour.
+FREE_FAILURES = 5
+MAX_LOCKOUT = 900.0
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Auth:
+    """The accounts of one server, and the rules of its --auth mode."""
+
+    def __init__(self, accounts: Accounts, config: Config):
+        self.accounts = accounts
+        self.config = config
+        self.mode = config.auth_mode
+        self._hasher = argon2.PasswordHasher()
+        # Verified against when the account does not exist, so that a wrong
+        # name costs the same time as a wrong password. Made on first use:
+        # hashing takes a tenth of a second, which every start need not pay.
+        self._decoy: str | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.mode == "open"
+
+    # Passwords
+
+    async def hash_password(self, password: str) -> str:
+        if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+            raise BadRequest(f"a password must have {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+        return await asyncio.to_thread(self._hasher.hash, password)
+
+    async def add_user(self, user: User, password: str) -> None:
+        await self.accounts.add_user(user, await self.hash_password(password), now_rfc3339())
+
+    async def check_password(self, name: str, password: str, address: str) -> User:
+        """The account `name` signs in, or Unauthorized; TooManyRequests while
+        the account or the address must wait after repeated failures."""
+        keys = [f"user:{name}", f"address:{address}"]
+        failures, last = await self.accounts.failures(keys)
+        wait = _lockout(failures) - (time.time() - last)
+        if wait > 0:
+            raise TooManyRequests(
+                "too many failed sign-ins for this account or from this address; "
+                f"try again in {math.ceil(wait)} s", retry_after=math.ceil(wait))
+        found = await self.accounts.password_hash(name)
+        if self._decoy is None:
+            self._decoy = await asyncio.to_thread(self._hasher.hash, secrets.token_urlsafe(16))
+        stored = found[1] if found else self._decoy
+        if not await asyncio.to_thread(self._verify, stored, password) or found is None:
+            await self.accounts.add_failure(keys, time.time())
+            raise Unauthorized("wrong account name or password")
+        await self.accounts.clear_failures(keys)
+        return found[0]
+
+    def _verify(self, stored: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(stored, password[:MAX_PASSWORD])
+        except argon2.exceptions.VerificationError:
+            return False
+        except argon2.exceptions.InvalidHashError:
+            return False
+
+    # Browser sessions
+
+    async def start_session(self, user: User) -> tuple[str, Session]:
+        """A new session for `user`: the cookie's value, and the session."""
+        secret, now = secrets.token_urlsafe(32), time.time()
+        session = Session(user, digest(secret), secrets.token_urlsafe(32), now, now)
+        await self.accounts.add_session(session)
+        return secret, session
+
+    async def session(self, secret: str) -> Session | None:
+        """The live session the cookie `secret` names, if any."""
+        session = await self.accounts.session(digest(secret))
+        if session is None:
+            return None
+        now = time.time()
+        if (now - session.last_seen > self.config.session_idle
+                or now - session.created > self.config.session_lifetime):
+            await self.accounts.remove_session(session.token_hash)
+            return None
+        if now - session.last_seen > TOUCH_EVERY:
+            await self.accounts.touch_session(session.token_hash, now)
+        return session
+
+    async def end_session(self, session: Session) -> None:
+        await self.accounts.remove_session(session.token_hash)
+
+    async def remove_expired_sessions(self) -> None:
+        now = time.time()
+        await self.accounts.remove_expired_sessions(now - self.config.session_idle,
+                                                    now - self.config.session_lifetime)
+
+    # API tokens
+
+    async def create_token(self, user: User, label: str) -> tuple[str, ApiToken]:
+        """A new token for `user`: the secret (shown once, never stored) and its record."""
+        label = label.strip()
+        if not 1 <= len(label) <= 100:
+            raise BadRequest("give the token a label of 1 to 100 characters, to tell it apart")
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = await self.accounts.add_token(user.name, label, digest(secret), now_rfc3339())
+        return secret, token
+
+    async def bearer_user(self, header: str) -> User:
+        """The account an `Authorization: Bearer …` header signs in, or Unauthorized."""
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise Unauthorized("send an API token as 'Authorization: Bearer TOKEN'; "
+                               "create one on /account or with `python -m audioserver token create`")
+        found = await self.accounts.token_user(digest(secret.strip()))
+        if found is None:
+            raise Unauthorized("this API token is not valid (revoked, or mistyped); "
+                               "create a new one on /account")
+        user, token_id, last_used = found
+        if last_used is None or _age(last_used) > TOUCH_EVERY:
+            await self.accounts.touch_token(token_id, now_rfc3339())
+        return user
+
+
+def _lockout(failures: int) -> float:
+    if failures < FREE_FAILURES:
+        return 0.0
+    return min(2.0 ** (failures - FREE_FAILURES), MAX_LOCKOUT)
+
+
+def _age(rfc3339: str) -> float:
+    then = datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
+    return (datetime.now(timezone.utc) - then).total_seconds()
+
+
+# Who may do what. Every handler asks these; none decides on its own.
+
+def viewer(auth: Auth, user: User | None) -> Viewer:
+    """What `user` may see: everything in open mode and for admins; public
+    files and their own otherwise."""
+    if auth.open or (user is not None and user.is_admin):
+        return EVERYTHING
+    return Viewer(sees_all=False, name=user.name if user else None)
+
+
+def require_uploader(auth: Auth, user: User | None) -> str | None:
+    """The owner of what `user` uploads (None in open mode), or Unauthorized."""
+    if auth.open:
+        return None
+    if user is None:
+        raise Unauthorized("sign in to upload: /login in a browser, or send an API token "
+                           "as 'Authorization: Bearer TOKEN'")
+    return user.name
+
+
+def require_signed_in(auth: Auth, user: User | None) -> User:
+    if auth.open:
+        raise BadRequest("this server has no accounts (it runs with --auth open)")
+    if user is None:
+        raise Unauthorized("sign in first: /login in a browser, or an API token with curl")
+    return user
+
+
+def check_may_change(auth: Auth, user: User | None, record: AudioRecord) -> None:
+    """Deleting a file or changing its visibility: its owner or an admin."""
+    if auth.open:
+        return
+    if user is None:
+        raise Unauthorized(f"sign in to change {record.name!r}", name=record.name)
+    if not user.is_admin and record.owner != user.name:
+        raise Forbidden(f"only the owner of {record.name!r} or an admin may change it",
+                        name=record.name)
+
+
+def parse_visibility(auth: Auth, raw: str | None) -> str:
+    """An upload's or a change's visibility; the server's default when not given."""
+    if raw is None or raw == "":
+        return "public" if auth.open else auth.config.default_visibility
+    if raw not in VISIBILITIES:
+        raise BadRequest(f"visibility={raw!r} is not one of {', '.join(VISIBILITIES)}")
+    if auth.open and raw != "public":
+        raise BadRequest("this server has no accounts (--auth open), so every file is "
+                         "public; start it with --auth users for private files")
+    return raw

@@ -1,0 +1,20 @@
+"""Who is at the other end: the client's address, through trusted proxies."""
+
+from aiohttp import web
+
+from .typedefs import config_key
+
+
+def client_address(request: web.Request) -> str:
+    """The peer's address; behind a proxy named by --trusted-proxy, the
+    right-most X-Forwarded-For entry that is not itself a trusted proxy.
+    Entries left of that were written by the client and prove nothing."""
+    peer = request.remote or ""
+    trusted = request.app[config_key].trusted_proxies
+    if peer not in trusted:
+        return peer
+    for entry in reversed(request.headers.get("X-Forwarded-For", "").split(",")):
+        entry = entry.strip()
+        if entry and entry not in trusted:
+            return entry
+    return peer
