@@ -28,18 +28,20 @@ def wav(seconds: float = 1.0, **kwargs) -> bytes:
     return encode(seconds, "WAV", **kwargs)
 
 
-def lame_mp3(seconds: float, vbr: bool = True, samplerate: int = RATE) -> bytes:
+def lame_mp3(seconds: float, vbr: bool = True, samplerate: int = RATE,
+             channels: int = 1) -> bytes:
     """An MP3 with no Xing header, as LAME's library writes it (libsndfile
     cannot make one): its duration is only known by counting frames."""
     import lameenc
 
     encoder = lameenc.Encoder()
-    encoder.set_channels(1)
+    encoder.set_channels(channels)
     encoder.set_in_sample_rate(samplerate)
     if vbr:
         encoder.set_vbr(4)
         encoder.set_vbr_quality(2)
     else:
         encoder.set_bit_rate(128)
-    pcm = (tone(seconds, samplerate)[:, 0] * 32767).astype("<i2")
+    # Interleaved 16-bit samples: numpy's rows are frames, as LAME wants them.
+    pcm = (tone(seconds, samplerate, channels) * 32767).astype("<i2")
     return bytes(encoder.encode(pcm.tobytes()) + encoder.flush())

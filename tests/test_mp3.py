@@ -26,23 +26,6 @@ def libsndfile_mp3(seconds: float, samplerate: int = 44100, channels: int = 2) -
     return buffer.getvalue()
 
 
-def lame_mp3(seconds: float, samplerate: int = 44100, channels: int = 1,
-             vbr: bool = True) -> bytes:
-    """No Xing header and no LAME tag: only the frames tell the length."""
-    import lameenc
-
-    encoder = lameenc.Encoder()
-    encoder.set_channels(channels)
-    encoder.set_in_sample_rate(samplerate)
-    if vbr:
-        encoder.set_vbr(4)
-        encoder.set_vbr_quality(2)
-    else:
-        encoder.set_bit_rate(128)
-    pcm = (audiofiles.tone(seconds, samplerate, channels) * 32767).astype("<i2")
-    return bytes(encoder.encode(pcm.tobytes()) + encoder.flush())
-
-
 def frame_starts(data: bytes) -> list[int]:
     """Where each whole frame of a tagless 44.1 kHz MPEG-1 Layer III stream
     starts, by the spec's arithmetic rather than by the module under test."""
@@ -90,7 +73,7 @@ def test_a_lame_tag_gives_the_exact_sample_count(tmp_path, samplerate, channels,
 
 @pytest.mark.parametrize("vbr", [True, False], ids=["vbr", "cbr"])
 def test_without_a_header_every_frame_is_counted(tmp_path, vbr):
-    data = lame_mp3(45.0, vbr=vbr)
+    data = audiofiles.lame_mp3(45.0, vbr=vbr)
     path = tmp_path / "x.mp3"
     path.write_bytes(data)
     result = count_mp3_frames(path)
@@ -108,14 +91,14 @@ def test_without_a_header_every_frame_is_counted(tmp_path, vbr):
 
 @pytest.mark.parametrize("channels", [1, 2])
 def test_channels_come_from_the_channel_mode(tmp_path, channels):
-    result = count(tmp_path, lame_mp3(1.0, channels=channels, vbr=False))
+    result = count(tmp_path, audiofiles.lame_mp3(1.0, channels=channels, vbr=False))
     assert (result.channels, result.samplerate) == (channels, 44100)
 
 
 @pytest.mark.parametrize("samplerate, first_byte", [(22050, b"\xff\xf3"), (8000, b"\xff\xe3")],
                          ids=["mpeg2", "mpeg2.5"])
 def test_mpeg2_and_mpeg25_frames_hold_576_samples(tmp_path, samplerate, first_byte):
-    data = lame_mp3(2.0, samplerate=samplerate)
+    data = audiofiles.lame_mp3(2.0, samplerate=samplerate)
     assert data[:2] == first_byte  # lameenc keeps the rate: MPEG-2, MPEG-2.5
     result = count(tmp_path, data)
     assert (result.samplerate, result.layer, result.header_frames) == (samplerate, 3, None)
@@ -178,7 +161,7 @@ def apev2_around(payload: bytes) -> bytes:
 def test_tags_and_garbage_around_the_frames_are_skipped(tmp_path, monkeypatch, chunk_size):
     # Small chunks make frames and resyncs straddle chunk boundaries.
     monkeypatch.setattr(mp3, "CHUNK_SIZE", chunk_size)
-    clean = lame_mp3(3.0)
+    clean = audiofiles.lame_mp3(3.0)
     expected = count(tmp_path, clean)
     starts = frame_starts(clean)
     some_frames = clean[starts[5]:starts[8]]  # as a picture could hold by chance
@@ -207,7 +190,7 @@ def test_a_sync_word_first_in_a_chunk_is_found(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("which", [0.1, 0.5, 1.0])
 def test_a_frame_cut_short_is_not_counted(tmp_path, which):
-    data = lame_mp3(3.0)
+    data = audiofiles.lame_mp3(3.0)
     starts = frame_starts(data) + [len(data)]
     cut_frame = min(int(which * (len(starts) - 1)), len(starts) - 2)
     cut = (starts[cut_frame] + starts[cut_frame + 1]) // 2
