@@ -15,7 +15,10 @@ from .typedefs import auth_key, session_key, user_key
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
-    _require_accounts(request)
+    rules = _require_accounts(request)
+    if await rules.setup_pending():
+        # Nobody could sign in yet: the first visitor is offered the admin.
+        raise web.HTTPSeeOther(request.app.router["setup"].url_for())
     return _login_page(request, _next_path(request.query.get("next")))
 
 
@@ -145,7 +148,6 @@ def _require_accounts(request: web.Request) -> auth.Auth:
 async def _require_setup(request: web.Request) -> str:
     """The setup code, while the server still has no account."""
     rules = _require_accounts(request)
-    code = rules.config.setup_code
-    if code is None or await rules.accounts.count_users() > 0:
+    if not await rules.setup_pending():
         raise NotFound("this server is set up: sign in at /login")
-    return code
+    return rules.config.setup_code

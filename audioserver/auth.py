@@ -59,6 +59,11 @@ class Auth:
     def open(self) -> bool:
         return self.mode == "open"
 
+    async def setup_pending(self) -> bool:
+        """Users mode without a single account yet: /setup makes the first admin."""
+        return (not self.open and self.config.setup_code is not None
+                and await self.accounts.count_users() == 0)
+
     # Passwords
 
     async def hash_password(self, password: str) -> str:
@@ -194,15 +199,18 @@ def require_signed_in(auth: Auth, user: User | None) -> User:
     return user
 
 
-def check_may_change(auth: Auth, user: User | None, record: AudioRecord) -> None:
+def may_change(auth: Auth, user: User | None, record: AudioRecord) -> bool:
     """Deleting a file or changing its visibility: its owner or an admin."""
-    if auth.open:
+    return auth.open or (user is not None and (user.is_admin or record.owner == user.name))
+
+
+def check_may_change(auth: Auth, user: User | None, record: AudioRecord) -> None:
+    if may_change(auth, user, record):
         return
     if user is None:
         raise Unauthorized(f"sign in to change {record.name!r}", name=record.name)
-    if not user.is_admin and record.owner != user.name:
-        raise Forbidden(f"only the owner of {record.name!r} or an admin may change it",
-                        name=record.name)
+    raise Forbidden(f"only the owner of {record.name!r} or an admin may change it",
+                    name=record.name)
 
 
 def parse_visibility(auth: Auth, raw: str | None) -> str:

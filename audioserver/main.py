@@ -8,6 +8,7 @@ from .authweb import auth_middleware, csrf_middleware
 from .library import open_library
 from .middlewares import error_middleware
 from .routes import setup_routes
+from .securityheaders import add_security_headers
 from .settings import Config
 from .templating import setup_templates
 from .typedefs import auth_key, config_key, library_key
@@ -42,6 +43,7 @@ def create_app(config: Config) -> web.Application:
     app[config_key] = config
     setup_templates(app)
     setup_routes(app)
+    app.on_response_prepare.append(add_security_headers)
     app.cleanup_ctx.append(library_ctx)
     app.cleanup_ctx.append(auth_ctx)
     return app

@@ -21,7 +21,9 @@ REPRESENTATIONS = ("html", "json")
 
 async def index(request: web.Request) -> web.Response:
     count, duration = await request.app[library_key].db.summary(_viewer(request))
-    return render(request, "index.html", {"count": count, "duration": duration})
+    setup_pending = await request.app[auth_key].setup_pending()
+    return render(request, "index.html", {"count": count, "duration": duration,
+                                          "setup_pending": setup_pending})
 
 
 async def upload_form(request: web.Request) -> web.Response:
@@ -86,7 +88,8 @@ async def info(request: web.Request) -> web.StreamResponse:
         return _ask_name(request, "info")
     record = await request.app[library_key].db.get(name, _viewer(request))
     if wants_html(request):
-        return _page(request, "info.html", {"record": record})
+        may_change = auth.may_change(request.app[auth_key], request[user_key], record)
+        return _page(request, "info.html", {"record": record, "may_change": may_change})
     return web.json_response(record.public())
 
 

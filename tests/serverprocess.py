@@ -59,6 +59,8 @@ class ServerProcess:
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self.runs = 0
+        # Sent with every request the helpers below make (an API token, say).
+        self.headers: dict[str, str] = {}
         self._descendants: dict[int, psutil.Process] = {}
 
     def command(self, *extra: str) -> list[str]:
@@ -154,7 +156,7 @@ class ServerProcess:
         """(status, headers, body bytes)."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            connection.request(method, path, body=body, headers=headers or {})
+            connection.request(method, path, body=body, headers={**self.headers, **(headers or {})})
             response = connection.getresponse()
             return response.status, dict(response.getheaders()), response.read()
         finally:

@@ -487,3 +487,13 @@ async def test_setup_creates_the_first_admin_with_the_code(aiohttp_client, confi
 
 async def test_without_a_setup_code_there_is_no_setup_page(client):
     assert (await client.get("/setup")).status == 404
+
+
+async def test_the_info_page_offers_changes_only_to_who_may_make_them(client, account):
+    alice, bob = await account("alice"), await account("bob")
+    await put(client, "a.wav", alice)
+    for who, buttons in [(alice, True), (bob, False), ({}, False)]:
+        page = await (await client.get("/info", params={"name": "a.wav"},
+                                       headers={**BROWSER, **who})).text()
+        assert ('id="delete"' in page) is buttons
+        assert ('id="visibility"' in page) is buttons

@@ -10,6 +10,9 @@ import base64
 import io
 import re
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +33,7 @@ SCREENS = Path("/tmp/audioserver-screens")
 WIDE = {"width": 1100, "height": 800}
 PHONE = {"width": 390, "height": 844}
 MARKUP_NAME = "<img src=x onerror=alert(1)>.wav"
+PASSWORD = "correct horse battery"
 
 
 def shaped(seconds: float, format: str = "WAV", channels: int = 1) -> bytes:
@@ -43,11 +47,34 @@ def shaped(seconds: float, format: str = "WAV", channels: int = 1) -> bytes:
     return buffer.getvalue()
 
 
+def audioserver(server: ServerProcess, *args: str, stdin: str = "") -> str:
+    """Run an account command on the server's data directory; its output."""
+    done = subprocess.run([sys.executable, "-m", "audioserver", *args, "--data-dir",
+                           str(server.data_dir)], input=stdin, capture_output=True, text=True,
+                          check=True, timeout=60)
+    return done.stdout
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token.strip()}"}
+
+
+def add_user(server: ServerProcess, name: str, *flags: str) -> None:
+    audioserver(server, "user", "add", name, "--password-stdin", *flags, stdin=PASSWORD + "\n")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    """A server with accounts, as on a network: alice signs in with the
+    browser; the tests' own requests use an admin's API token."""
     tmp = tmp_path_factory.mktemp("browser")
     server = ServerProcess(tmp / "data", tmp, workers=1)
-    server.start()
+    add_user(server, "root", "--admin")
+    add_user(server, "alice")
+    add_user(server, "bob")
+    server.headers = bearer(audioserver(server, "token", "create", "root"))
+    server.alice = bearer(audioserver(server, "token", "create", "alice"))
+    server.start(server.command("--auth", "users"))
     yield server
     server.kill()
 
@@ -62,7 +89,8 @@ def browser():
         browser.close()
 
 
-def open_page(browser, server, tmp_path, **options):
+def open_page(browser, server, tmp_path, user: str | None = "alice", **options):
+    """A page in a browser of its own, signed in as `user` through /login."""
     context = browser.new_context(base_url=f"http://127.0.0.1:{server.port}",
                                   viewport=options.pop("viewport", WIDE),
                                   accept_downloads=True, **options)
@@ -70,8 +98,21 @@ def open_page(browser, server, tmp_path, **options):
     page.errors = []
     page.dialogs = []
     page.on("pageerror", lambda error: page.errors.append(error))
+    # Whatever the Content-Security-Policy blocks is a page that does not work.
+    page.on("console", lambda message: "Content Security Policy" in message.text
+            and page.errors.append(message.text))
     page.screens = tmp_path
+    if user is not None:
+        sign_in(page, user)
     return page
+
+
+def sign_in(page, user: str) -> None:
+    page.goto("/login")
+    page.get_by_label("Account name").fill(user)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("link", name=user)).to_be_visible()
 
 
 @pytest.fixture
@@ -94,8 +135,17 @@ def audio_property(page, name: str):
     return page.evaluate(f"document.getElementById('audio').{name}")
 
 
+def wait_until(page, expression: str, timeout: float = 10.0) -> None:
+    """Poll `expression` in the page until it is true. Playwright's own
+    wait_for_function evaluates a string, which our CSP (rightly) forbids."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {timeout:g} s: {expression}"
+        page.wait_for_timeout(50)
+
+
 def wait_for_time(page, seconds: float) -> None:
-    page.wait_for_function(
+    wait_until(page, 
         f"Math.abs(document.getElementById('audio').currentTime - {seconds}) < 0.1")
 
 
@@ -131,6 +181,7 @@ def test_the_whole_journey(page, server, tmp_path):
 
     page.goto("/")
     expect(page.get_by_role("heading", name="Your audio library")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     shot(page, "home")
 
     page.get_by_role("link", name="Upload").first.click()
@@ -174,7 +225,7 @@ def test_the_whole_journey(page, server, tmp_path):
     # (force: Playwright sees that cover and would refuse to click the cell).
     rows(page).first.locator("td.number").first.click(force=True)
     expect(page.get_by_role("heading", name="short tone.wav")).to_be_visible()
-    page.wait_for_function("document.getElementById('audio').readyState >= 1")
+    wait_until(page, "document.getElementById('audio').readyState >= 1")
     assert audio_property(page, "duration") == pytest.approx(8.0, abs=0.01)
     expect(page.locator("#waveform")).to_have_attribute("data-state", "ready")
     shot(page, "info")
@@ -194,7 +245,7 @@ def test_the_whole_journey(page, server, tmp_path):
     wait_for_time(page, 0.0)
     # Space plays, and the playhead moves on its own.
     waveform.press(" ")
-    page.wait_for_function("Number(document.getElementById('waveform')"
+    wait_until(page, "Number(document.getElementById('waveform')"
                            ".getAttribute('aria-valuenow')) >= 0.3")
     waveform.press(" ")
     assert audio_property(page, "paused")
@@ -265,7 +316,7 @@ def test_uploading_without_javascript(browser, server, tmp_path):
 
 
 def test_cancelling_the_delete_keeps_the_file(page, server):
-    server.put("keep.wav", audiofiles.wav())
+    server.request("PUT", "/upload?name=keep.wav", audiofiles.wav(), server.alice)
     page.goto("/info?name=keep.wav")
     page.once("dialog", lambda dialog: dialog.dismiss())
     page.get_by_role("button", name="Delete").click()
@@ -327,13 +378,23 @@ def test_pages_fit_a_phone(browser, server, tmp_path):
     assert page.errors == []
 
 
-def test_a_fresh_server_with_a_small_limit(browser, tmp_path):
-    """An empty library says how to upload; a file over the limit is refused
-    before it is sent, in the same words as the server's."""
+def test_a_fresh_server_is_set_up_in_the_browser(browser, tmp_path):
+    """The first visitor with the setup code makes the admin; an empty library
+    says how to upload; a file over the limit is refused before it is sent,
+    in the same words as the server's."""
     server = ServerProcess(tmp_path / "fresh", tmp_path, workers=1)
-    server.start(server.command("--max-upload-size", "100K"))
+    server.start(server.command("--max-upload-size", "100K", "--auth", "users"))
     try:
-        page = open_page(browser, server, tmp_path)
+        code = re.search(r"setup code (\w+)", server.stdout).group(1)
+        page = open_page(browser, server, tmp_path, user=None)
+        page.goto("/")
+        page.get_by_role("link", name="Create the first admin").click()
+        page.get_by_label("Setup code").fill(code)
+        page.get_by_label("Admin account name").fill("root")
+        page.get_by_label("Password").fill(PASSWORD)
+        shot(page, "setup")
+        page.get_by_role("button", name="Create the admin and sign in").click()
+        expect(page.get_by_role("link", name="root")).to_be_visible()
         page.goto("/list")
         expect(page.get_by_text("The library is empty")).to_be_visible()
         expect(page.get_by_role("link", name="Upload audio files")).to_be_visible()
@@ -351,3 +412,60 @@ def test_a_fresh_server_with_a_small_limit(browser, tmp_path):
         assert page.errors == []
     finally:
         server.kill()
+
+
+def test_private_files_stay_private(browser, server, tmp_path):
+    alice = open_page(browser, server, tmp_path)
+    bob = open_page(browser, server, tmp_path, user="bob")
+    try:
+        file = tmp_path / "diary.wav"
+        file.write_bytes(shaped(2.0))
+        alice.goto("/upload")
+        alice.get_by_label("Who may see the files").select_option("private")
+        alice.get_by_label("Choose audio files").set_input_files([file])
+        alice.get_by_role("button", name="Upload").click()
+        expect(alice.locator("#uploads li.done")).to_contain_text("diary.wav")
+        alice.goto("/info?name=diary.wav")
+        expect(alice.get_by_text("private: only its owner and admins see it")).to_be_visible()
+        shot(alice, "info-private")
+
+        bob.goto("/list?q=diary")
+        expect(bob.get_by_text("No file matches")).to_be_visible()
+        bob.goto("/info?name=diary.wav")
+        expect(bob.get_by_role("heading", name="404 Not Found")).to_be_visible()
+
+        alice.get_by_role("button", name="Make public").click()
+        expect(alice.get_by_text("public: anyone may see")).to_be_visible()
+        bob.goto("/info?name=diary.wav")
+        expect(bob.get_by_role("heading", name="diary.wav")).to_be_visible()
+        # Not bob's: he may play it, not delete it or hide it.
+        expect(bob.get_by_role("button", name="Delete")).to_have_count(0)
+        expect(bob.get_by_role("button", name="Make private")).to_have_count(0)
+        shot(bob, "info-someone-elses")
+    finally:
+        alice.context.close()
+        bob.context.close()
+    assert alice.errors == [] and bob.errors == []
+
+
+def test_tokens_on_the_account_page_and_signing_out(page, server):
+    page.get_by_role("link", name="alice").click()
+    expect(page.get_by_role("heading", name="alice")).to_be_visible()
+    page.get_by_label("New token's label").fill("backup script")
+    page.get_by_role("button", name="Create a token").click()
+    token = page.locator("#new-token").text_content()
+    assert token.startswith("as_")
+    shot(page, "account-new-token")
+    status, _, body = server.request("GET", "/account", headers={
+        **bearer(token), "Accept": "application/json"})
+    assert status == 200 and b'"alice"' in body
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("row", name=re.compile("backup script")).get_by_role(
+        "button", name="Revoke").click()
+    expect(page.get_by_role("row", name=re.compile("backup script"))).to_have_count(0)
+    assert server.request("GET", "/account", headers=bearer(token))[0] == 401
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("link", name="Sign in")).to_be_visible()
+    page.goto("/upload")
+    expect(page).to_have_url(re.compile(r"/login\?next=/upload$"))
+    shot(page, "login")

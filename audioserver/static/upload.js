@@ -78,8 +78,7 @@ function send(upload) {
   running += 1;
   const body = new FormData();
   // The choice of who may see it comes first: the server reads the form in order.
-  const visibility = form.elements.namedItem("visibility");
-  if (visibility) body.append("visibility", visibility.value);
+  if (upload.visibility) body.append("visibility", upload.visibility);
   body.append("file", upload.file, upload.file.name);
   const xhr = new XMLHttpRequest();
   xhr.open("POST", form.action);
@@ -116,8 +115,10 @@ function report() {
 
 function uploadAll(files) {
   summary.hidden = true;
+  // As chosen when these files were sent, whatever is chosen for the next ones.
+  const visibility = form.elements.namedItem("visibility")?.value;
   for (const file of files) {
-    const upload = row(file);
+    const upload = { ...row(file), visibility };
     // The server refuses it too, but only once a limit's worth of bytes has arrived.
     if (file.size > MAX_SIZE) {
       fail(upload, `'${file.name}' is larger than this server accepts (${humanSize(MAX_SIZE)}); nothing was sent`);
@@ -125,7 +126,7 @@ function uploadAll(files) {
       waiting.push(upload);
     }
   }
-  form.reset();
+  input.value = "";  // the files only: the visibility chosen stays chosen
   next();
 }
 
