@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import sys
 from dataclasses import fields
@@ -12,7 +13,8 @@ from .errors import StartupError
 from .importer import import_paths
 from .serving import LOG_FORMAT, serve
 from .settings import (AUTH_MODES, ENVIRONMENT, VISIBILITIES, Config,
-                       defaults_from_environment, parse_size)
+                       defaults_from_environment, parse_rate, parse_size)
+
 
 def build_parser(defaults: dict) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -35,6 +37,16 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
     parser.add_argument("--default-visibility", choices=VISIBILITIES,
                         default=defaults["default_visibility"],
                         help="of uploads that do not say (default %(default)s)")
+    for budget, what in [("read", "reads (GET, HEAD)"), ("write", "writes other than uploads"),
+                         ("upload", "uploads")]:
+        parser.add_argument(f"--{budget}-rate", type=_rate, default=defaults[f"{budget}_rate"],
+                            metavar="N/PERIOD",
+                            help=f"{what} per account, or per address when signed out: N/s, "
+                            "N/min or N/hour, or off (default %(default)s)")
+    parser.add_argument("--trusted-proxy", action="append", dest="trusted_proxies",
+                        metavar="ADDRESS", type=_address,
+                        help="a reverse proxy's address, whose X-Forwarded-For names the client "
+                        "(repeatable; default: none, the peer is the client)")
     _add_storage_flags(parser, defaults)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     importer = commands.add_parser(
@@ -64,6 +76,20 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _rate(text: str):
+    try:
+        return parse_rate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _address(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _size(text: str) -> int:
     try:
         return parse_size(text)
@@ -81,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(defaults).parse_args(argv)
     config = Config(host=args.host, port=args.port, data_dir=args.data_dir,
                     max_upload_size=args.max_upload_size, workers=args.workers,
-                    auth=args.auth, default_visibility=args.default_visibility)
+                    auth=args.auth, default_visibility=args.default_visibility,
+                    read_rate=args.read_rate, write_rate=args.write_rate,
+                    upload_rate=args.upload_rate,
+                    trusted_proxies=tuple(args.trusted_proxies or defaults["trusted_proxies"]))
     # The commands report what they do themselves; the server logs it.
     level = logging.INFO if args.command is None else logging.WARNING
     logging.basicConfig(level=level, format=LOG_FORMAT)

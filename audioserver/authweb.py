@@ -13,7 +13,8 @@ from aiohttp import web
 from yarl import URL
 
 from .auth import SESSION_COOKIE
-from .errors import Forbidden
+from .errors import Forbidden, Unauthorized
+from .ratelimitweb import charge
 from .typedefs import auth_key, csrf_pending_key, session_key, user_key
 
 CSRF_HEADER = "X-CSRF-Token"
@@ -29,7 +30,12 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
     if not auth.open:
         header = request.headers.get("Authorization")
         if header is not None:
-            request[user_key] = await auth.bearer_user(header)
+            try:
+                request[user_key] = await auth.bearer_user(header)
+            except Unauthorized:
+                # Guessing tokens spends the address's budget like any flood.
+                charge(request)
+                raise
         elif secret := request.cookies.get(SESSION_COOKIE):
             session = await auth.session(secret)
             if session is not None:

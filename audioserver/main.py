@@ -7,11 +7,13 @@ from .auth import Auth
 from .authweb import auth_middleware, csrf_middleware
 from .library import open_library
 from .middlewares import error_middleware
+from .ratelimit import RateLimiter, SharedBuckets
+from .ratelimitweb import add_ratelimit_headers, ratelimit_middleware
 from .routes import setup_routes
 from .securityheaders import add_security_headers
 from .settings import Config
 from .templating import setup_templates
-from .typedefs import auth_key, config_key, library_key
+from .typedefs import auth_key, config_key, library_key, ratelimiter_key
 
 # aiohttp buffers up to twice this per connection before it stops reading:
 # 64 KiB (its default) makes a 1 GB upload sixteen thousand trips through
@@ -34,16 +36,27 @@ async def auth_ctx(app: web.Application):
     yield
 
 
+async def ratelimit_ctx(app: web.Application):
+    # After library_ctx, which makes the data directory.
+    buckets = SharedBuckets(app[config_key].ratelimit_path)
+    app[ratelimiter_key] = RateLimiter(buckets, app[config_key])
+    yield
+    buckets.close()
+
+
 def create_app(config: Config) -> web.Application:
     app = web.Application(
-        # Outermost first: errors become problems; then who is asking, then CSRF.
-        middlewares=[error_middleware, auth_middleware, csrf_middleware],
+        # Outermost first: errors become problems; then who is asking, what
+        # it costs them, then CSRF.
+        middlewares=[error_middleware, auth_middleware, ratelimit_middleware, csrf_middleware],
         handler_args={"read_bufsize": READ_BUFSIZE},
     )
     app[config_key] = config
     setup_templates(app)
     setup_routes(app)
     app.on_response_prepare.append(add_security_headers)
+    app.on_response_prepare.append(add_ratelimit_headers)
     app.cleanup_ctx.append(library_ctx)
     app.cleanup_ctx.append(auth_ctx)
+    app.cleanup_ctx.append(ratelimit_ctx)
     return app

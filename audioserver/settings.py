@@ -26,6 +26,20 @@ VISIBILITIES = ("public", "private")
 DEFAULT_SESSION_IDLE = 7 * 24 * 3600.0
 DEFAULT_SESSION_LIFETIME = 30 * 24 * 3600.0
 
+# Rate limits (see ratelimit.py), per account or per address. A person's
+# browsing costs a few reads a page (the page, its waveform, the player's
+# range requests), far below 1200 a minute; a script in a loop uses that up
+# in well under a second. Uploads: the upload page waits and retries when
+# told to, and bulk imports have `python -m audioserver import`.
+DEFAULT_READ_RATE = "1200/min"
+DEFAULT_WRITE_RATE = "120/min"
+DEFAULT_UPLOAD_RATE = "120/min"
+
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|min|minute|h|hour)\s*$", re.IGNORECASE)
+_PERIODS = {"s": (1, "second"), "sec": (1, "second"), "second": (1, "second"),
+            "min": (60, "minute"), "minute": (60, "minute"),
+            "h": (3600, "hour"), "hour": (3600, "hour")}
+
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 
@@ -40,6 +54,41 @@ def parse_size(text: str) -> int:
     if size <= 0:
         raise ValueError("the size must be positive")
     return size
+
+
+@dataclass(frozen=True)
+class Rate:
+    """`count` requests per `seconds`: a bucket of `count` refilled in `seconds`."""
+
+    count: int
+    seconds: int
+    period_name: str
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.seconds
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.period_name}"
+
+
+def parse_rate(text: str) -> Rate | None:
+    """'1200/min', '20/s', '500/hour'; 'off' for no limit."""
+    if text.strip().lower() == "off":
+        return None
+    match = _RATE_RE.match(text)
+    if not match or int(match.group(1)) < 1:
+        raise ValueError(f"not a rate: {text!r} (use N/s, N/min or N/hour with N >= 1, or off)")
+    seconds, name = _PERIODS[match.group(2).lower()]
+    return Rate(int(match.group(1)), seconds, name)
+
+
+def parse_addresses(text: str) -> tuple[str, ...]:
+    """A comma-separated list of IP addresses (--trusted-proxy's variable)."""
+    addresses = tuple(part.strip() for part in text.split(",") if part.strip())
+    for address in addresses:
+        ipaddress.ip_address(address)  # ValueError names it
+    return addresses
 
 
 @dataclass(frozen=True)
@@ -66,10 +115,18 @@ class Config:
     setup_code: str | None = None
     # Proxies whose X-Forwarded-For names the client (--trusted-proxy).
     trusted_proxies: tuple[str, ...] = ()
+    # None: no limit on that budget.
+    read_rate: Rate | None = parse_rate(DEFAULT_READ_RATE)
+    write_rate: Rate | None = parse_rate(DEFAULT_WRITE_RATE)
+    upload_rate: Rate | None = parse_rate(DEFAULT_UPLOAD_RATE)
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "audioserver.sqlite3"
+
+    @property
+    def ratelimit_path(self) -> Path:
+        return self.data_dir / "ratelimit.buckets"
 
     @property
     def auth_mode(self) -> str:
@@ -109,6 +166,10 @@ ENVIRONMENT = {
     "workers": ("AUDIOSERVER_WORKERS", int),
     "auth": ("AUDIOSERVER_AUTH", auth_mode),
     "default_visibility": ("AUDIOSERVER_DEFAULT_VISIBILITY", visibility),
+    "read_rate": ("AUDIOSERVER_READ_RATE", parse_rate),
+    "write_rate": ("AUDIOSERVER_WRITE_RATE", parse_rate),
+    "upload_rate": ("AUDIOSERVER_UPLOAD_RATE", parse_rate),
+    "trusted_proxies": ("AUDIOSERVER_TRUSTED_PROXIES", parse_addresses),
 }
 
 

@@ -6,11 +6,13 @@ from .accountdb import Session
 from .accounts import User
 from .auth import Auth
 from .library import Library
+from .ratelimit import Decision, RateLimiter
 from .settings import Config
 
 config_key = web.AppKey("config", Config)
 library_key = web.AppKey("library", Library)
 auth_key = web.AppKey("auth", Auth)
+ratelimiter_key = web.AppKey("ratelimiter", RateLimiter)
 # Who made the request: set by the auth middleware on every request, None
 # for nobody (open mode, or not signed in).
 user_key = web.RequestKey("user", User)
@@ -18,3 +20,5 @@ user_key = web.RequestKey("user", User)
 session_key = web.RequestKey("session", Session)
 # A multipart upload signed in by a cookie: the CSRF token its first field must carry.
 csrf_pending_key = web.RequestKey("csrf_pending", str)
+# What the request spent of its rate limit, for the RateLimit-* headers.
+ratelimit_decision_key = web.RequestKey("ratelimit_decision", Decision)

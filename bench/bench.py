@@ -34,6 +34,13 @@ from upload_memory import WavSource  # noqa: E402
 from audioserver.listing import encode_cursor  # noqa: E402
 
 MB = 1_000_000
+# wrk is one client sending thousands of requests a second: exactly what the
+# rate limits stop. The figures measure serving, so the limits are off...
+NO_LIMITS = {"AUDIOSERVER_READ_RATE": "off", "AUDIOSERVER_WRITE_RATE": "off",
+             "AUDIOSERVER_UPLOAD_RATE": "off"}
+# ...except in ratelimit_cost(), where every request spends from a budget
+# too large to run out.
+HUGE_LIMITS = {"AUDIOSERVER_READ_RATE": "1000000000/s"}
 NGINX_CONF = """
 user root;
 worker_processes {workers};
@@ -247,6 +254,26 @@ def small_requests(tmp: Path, server: ServerProcess, nginx: Nginx, runs: int,
     }
 
 
+def ratelimit_cost(tmp: Path, server: ServerProcess, runs: int, seconds: int,
+                   workers: int) -> dict:
+    """/info with every request taking a token from the shared buckets, against
+    the same server without limits; runs alternate, so the machine's drift
+    falls on both alike."""
+    (tmp / "limited-logs").mkdir()
+    limited = ServerProcess(server.data_dir, tmp / "limited-logs", env=HUGE_LIMITS,
+                            workers=workers)
+    limited.start()
+    try:
+        path = "/info?name=small007.wav"
+        pairs = [(wrk(f"http://127.0.0.1:{limited.port}{path}", seconds),
+                  wrk(f"http://127.0.0.1:{server.port}{path}", seconds)) for _ in range(runs)]
+    finally:
+        limited.stop()
+    return {label: {key: spread([pair[side][key] for pair in pairs])
+                    for key in ("rps", "p50_ms", "p99_ms")}
+            for side, label in enumerate(["limited", "unlimited"])}
+
+
 def wav_bytes(frames_k: int) -> bytes:
     return b"".join(wav_pieces_of(44 + frames_k * 4000))
 
@@ -254,7 +281,8 @@ def wav_bytes(frames_k: int) -> bytes:
 def big_library(tmp: Path, count: int, runs: int, seconds: int, workers: int) -> dict:
     """`count` rows inserted directly (each with an empty file), then measured."""
     (tmp / "big-logs").mkdir()
-    server = ServerProcess(tmp / "big-library", tmp / "big-logs", workers=workers)
+    server = ServerProcess(tmp / "big-library", tmp / "big-logs", env=NO_LIMITS,
+                           workers=workers)
     server.start()  # creates the schema
     server.stop()
     fill_library(server.data_dir, count)
@@ -362,6 +390,8 @@ def table(results: dict) -> str:
         ("/list p99 ms", small["list"]["p99_ms"], small["nginx list.json"]["p99_ms"]),
         (f"100k: page {big['deep page number']} vs page 1 req/s", big["deep page"]["rps"],
          big["page 1"]["rps"]),
+        ("/info req/s, rate-limited vs not", results["ratelimit"]["limited"]["rps"],
+         results["ratelimit"]["unlimited"]["rps"]),
         ("100k: /info req/s", big["info"]["rps"], small["nginx info.json"]["rps"]),
         ("100k: /list req/s", big["list"]["rps"], small["nginx list.json"]["rps"]),
     ]
@@ -381,6 +411,18 @@ def _cell(figure: dict) -> str:
     return f"{figure['median']:.1f} ({figure['min']:.1f}-{figure['max']:.1f})"
 
 
+def ratelimit_only(tmp: Path, args) -> dict:
+    server = ServerProcess(tmp / "data", tmp, env=NO_LIMITS, workers=args.workers)
+    server.start()
+    try:
+        server.put("small007.wav", wav_bytes(8))
+        figures = ratelimit_cost(tmp, server, args.runs, args.seconds, args.workers)
+    finally:
+        server.stop()
+    limited, unlimited = figures["limited"]["rps"], figures["unlimited"]["rps"]
+    return {**figures, "ratio": ratio(limited, unlimited)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
@@ -391,18 +433,24 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--big-library-only", action="store_true",
                         help="measure only the library of --rows files")
+    parser.add_argument("--ratelimit-only", action="store_true",
+                        help="measure only what the rate limits cost /info")
     args = parser.parse_args()
     if args.big_library_only:
         with tempfile.TemporaryDirectory() as name:
             figures = big_library(Path(name), args.rows, 3, args.seconds, args.workers)
         print(json.dumps(figures, indent=2))
         return
+    if args.ratelimit_only:
+        with tempfile.TemporaryDirectory() as name:
+            print(json.dumps(ratelimit_only(Path(name), args), indent=2))
+        return
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         (tmp / "nginx-root").mkdir()
         source = tmp / "nginx-root" / "big.wav"
         write_wav(source, args.size_mb * MB)
-        server = ServerProcess(tmp / "data", tmp, workers=args.workers)
+        server = ServerProcess(tmp / "data", tmp, env=NO_LIMITS, workers=args.workers)
         server.start(server.command("--max-upload-size", "2G"))
         nginx = Nginx(tmp / "nginx", tmp / "nginx-root", args.workers)
         try:
@@ -413,6 +461,7 @@ def main() -> None:
                 "workers": args.workers,
                 "bulk": bulk(tmp, server, nginx, source, args.runs),
                 "small": small_requests(tmp, server, nginx, args.runs, args.seconds),
+                "ratelimit": ratelimit_cost(tmp, server, args.runs, args.seconds, args.workers),
                 "memory": memory(server, 1024 * 2**20, 200),
             }
         finally:

@@ -469,3 +469,27 @@ def test_tokens_on_the_account_page_and_signing_out(page, server):
     page.goto("/upload")
     expect(page).to_have_url(re.compile(r"/login\?next=/upload$"))
     shot(page, "login")
+
+
+def test_the_upload_page_waits_when_the_server_says_so(browser, tmp_path):
+    """Over the upload rate, the page waits for Retry-After and sends again."""
+    server = ServerProcess(tmp_path / "slow", tmp_path, workers=1)
+    server.start(server.command("--upload-rate", "2/s"))
+    try:
+        page = open_page(browser, server, tmp_path, user=None)
+        files = []
+        for index in range(5):
+            files.append(tmp_path / f"take {index}.wav")
+            files[-1].write_bytes(audiofiles.wav(0.2))
+        page.goto("/upload")
+        record_upload_statuses(page)
+        page.get_by_label("Choose audio files").set_input_files(files)
+        page.get_by_role("button", name="Upload").click()
+        expect(page.locator("#uploads-summary")).to_contain_text("5 stored", timeout=20_000)
+        statuses = [text for _, text in page.evaluate("window.statuses")]
+        assert any("the server asks to slow down" in text for text in statuses)
+        assert sorted(server.names()) == [file.name for file in files]
+        page.context.close()
+        assert page.errors == []
+    finally:
+        server.kill()

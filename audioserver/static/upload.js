@@ -14,7 +14,7 @@ const MAX_SIZE = Number(form.dataset.maxSize);
 // (and the browser's six connections) so thinly that none seems to move.
 const PARALLEL = 3;
 const waiting = [];
-let running = 0, stored = 0, failed = 0;
+let running = 0, stored = 0, failed = 0, delayed = 0;
 
 function humanSize(bytes) {
   const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
@@ -90,6 +90,7 @@ function send(upload) {
   });
   xhr.addEventListener("load", () => {
     if (xhr.status === 201) succeed(upload, xhr.getResponseHeader("Location"));
+    else if (xhr.status === 429) retryLater(upload, Number(xhr.getResponseHeader("Retry-After")) || 1);
     else fail(upload, problemDetail(xhr));
   });
   xhr.addEventListener("error", () => fail(upload, "The connection to the server was lost; nothing was stored."));
@@ -97,9 +98,17 @@ function send(upload) {
   xhr.send(body);
 }
 
+// Over the server's upload rate: wait as long as it says, then send again.
+function retryLater(upload, seconds) {
+  delayed += 1;
+  upload.bar.value = 0;
+  upload.status.textContent = `Waiting ${seconds} s: the server asks to slow down`;
+  setTimeout(() => { delayed -= 1; waiting.unshift(upload); next(); }, seconds * 1000);
+}
+
 function next() {
   while (running < PARALLEL && waiting.length) send(waiting.shift());
-  if (running === 0 && !waiting.length) report();
+  if (running === 0 && !waiting.length && !delayed) report();
 }
 
 function report() {
