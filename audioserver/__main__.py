@@ -47,6 +47,15 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
                         metavar="ADDRESS", type=_address,
                         help="a reverse proxy's address, whose X-Forwarded-For names the client "
                         "(repeatable; default: none, the peer is the client)")
+    parser.add_argument("--header-timeout", type=_seconds, default=defaults["header_timeout"],
+                        metavar="SECONDS", help="a request's headers must arrive within this "
+                        "(default %(default)g)")
+    parser.add_argument("--body-timeout", type=_seconds, default=defaults["body_timeout"],
+                        metavar="SECONDS", help="a body's grace period, then it must keep "
+                        "--body-min-rate (default %(default)g)")
+    parser.add_argument("--body-min-rate", type=_size, default=defaults["body_min_rate"],
+                        metavar="BYTES", help="the slowest body accepted, bytes a second, "
+                        "with K, M, G (default %(default)s)")
     _add_storage_flags(parser, defaults)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     importer = commands.add_parser(
@@ -74,6 +83,16 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
     return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return seconds
 
 
 def _rate(text: str):
@@ -109,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                     max_upload_size=args.max_upload_size, workers=args.workers,
                     auth=args.auth, default_visibility=args.default_visibility,
                     read_rate=args.read_rate, write_rate=args.write_rate,
-                    upload_rate=args.upload_rate,
+                    upload_rate=args.upload_rate, header_timeout=args.header_timeout,
+                    body_timeout=args.body_timeout, body_min_rate=args.body_min_rate,
                     trusted_proxies=tuple(args.trusted_proxies or defaults["trusted_proxies"]))
     # The commands report what they do themselves; the server logs it.
     level = logging.INFO if args.command is None else logging.WARNING

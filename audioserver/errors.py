@@ -86,6 +86,10 @@ class Undecodable(AudioServerError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
 
 
+class RequestTimeout(AudioServerError):
+    status = HTTPStatus.REQUEST_TIMEOUT
+
+
 class TooManyRequests(AudioServerError):
     status = HTTPStatus.TOO_MANY_REQUESTS
 

@@ -7,6 +7,7 @@ from .auth import Auth
 from .authweb import auth_middleware, csrf_middleware
 from .library import open_library
 from .middlewares import error_middleware
+from .pacing import form_pace_middleware
 from .ratelimit import RateLimiter, SharedBuckets
 from .ratelimitweb import add_ratelimit_headers, ratelimit_middleware
 from .routes import setup_routes
@@ -19,6 +20,8 @@ from .typedefs import auth_key, config_key, library_key, ratelimiter_key
 # 64 KiB (its default) makes a 1 GB upload sixteen thousand trips through
 # the reader; much more and 200 concurrent uploads cost too much memory.
 READ_BUFSIZE = 256 * 1024
+MAX_HEADER_LINE = 8190
+MAX_HEADERS = 100
 
 
 async def library_ctx(app: web.Application):
@@ -47,9 +50,19 @@ async def ratelimit_ctx(app: web.Application):
 def create_app(config: Config) -> web.Application:
     app = web.Application(
         # Outermost first: errors become problems; then who is asking, what
-        # it costs them, then CSRF.
-        middlewares=[error_middleware, auth_middleware, ratelimit_middleware, csrf_middleware],
-        handler_args={"read_bufsize": READ_BUFSIZE},
+        # it costs them, a deadline for forms, then CSRF.
+        middlewares=[error_middleware, auth_middleware, ratelimit_middleware,
+                     form_pace_middleware, csrf_middleware],
+        handler_args={
+            "read_bufsize": READ_BUFSIZE,
+            # Idle connections, and headers that never finish: see pacing.py.
+            "keepalive_timeout": config.header_timeout,
+            # aiohttp's defaults, said out loud: a request line or header
+            # line past 8 KiB, or more than 100 headers, is a 400.
+            "max_line_size": MAX_HEADER_LINE,
+            "max_field_size": MAX_HEADER_LINE,
+            "max_headers": MAX_HEADERS,
+        },
     )
     app[config_key] = config
     setup_templates(app)

@@ -35,6 +35,14 @@ DEFAULT_READ_RATE = "1200/min"
 DEFAULT_WRITE_RATE = "120/min"
 DEFAULT_UPLOAD_RATE = "120/min"
 
+# Slow clients (see pacing.py): headers complete within this many seconds
+# of connecting (or of the previous answer); a body gets a grace period plus
+# a second per DEFAULT_BODY_MIN_RATE bytes. A 2 GB upload at 1 KiB/s would
+# take 24 days: anything slower is a client holding a connection, not using it.
+DEFAULT_HEADER_TIMEOUT = 15.0
+DEFAULT_BODY_TIMEOUT = 30.0
+DEFAULT_BODY_MIN_RATE = 1024
+
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|min|minute|h|hour)\s*$", re.IGNORECASE)
 _PERIODS = {"s": (1, "second"), "sec": (1, "second"), "second": (1, "second"),
             "min": (60, "minute"), "minute": (60, "minute"),
@@ -115,6 +123,9 @@ class Config:
     setup_code: str | None = None
     # Proxies whose X-Forwarded-For names the client (--trusted-proxy).
     trusted_proxies: tuple[str, ...] = ()
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    body_min_rate: int = DEFAULT_BODY_MIN_RATE
     # None: no limit on that budget.
     read_rate: Rate | None = parse_rate(DEFAULT_READ_RATE)
     write_rate: Rate | None = parse_rate(DEFAULT_WRITE_RATE)
@@ -170,6 +181,9 @@ ENVIRONMENT = {
     "write_rate": ("AUDIOSERVER_WRITE_RATE", parse_rate),
     "upload_rate": ("AUDIOSERVER_UPLOAD_RATE", parse_rate),
     "trusted_proxies": ("AUDIOSERVER_TRUSTED_PROXIES", parse_addresses),
+    "header_timeout": ("AUDIOSERVER_HEADER_TIMEOUT", float),
+    "body_timeout": ("AUDIOSERVER_BODY_TIMEOUT", float),
+    "body_min_rate": ("AUDIOSERVER_BODY_MIN_RATE", parse_size),
 }
 
 

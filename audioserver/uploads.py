@@ -12,16 +12,20 @@ import aiohttp
 from aiohttp import web
 
 from .auth import SESSION_COOKIE, require_uploader
+from .authweb import CSRF_FIELD, check_csrf
 from .errors import AudioServerError, BadRequest, NameTaken, TooLarge
 from .library import Library, Staged
 from .middlewares import problem
 from .names import validate_name
-from .authweb import CSRF_FIELD, check_csrf
+from .pacing import Pace
 from .typedefs import auth_key, config_key, csrf_pending_key, library_key
 
 CHUNK_SIZE = 256 * 1024
 # Form fields other than files: a visibility, a CSRF token.
 MAX_FIELD_SIZE = 4096
+# Parts of one multipart upload: a folder's worth of files, not a flood of
+# tiny parts that each cost a temporary file.
+MAX_PARTS = 1000
 # What a cut-off body looks like to the handler, depending on how it ended.
 CUT_OFF = (aiohttp.ClientPayloadError, ConnectionResetError, EOFError)
 
@@ -74,22 +78,30 @@ async def _check_raw_headers(request: web.Request) -> str:
 
 async def _receive_raw(request: web.Request) -> Staged:
     name = await _check_raw_headers(request)
-    return await _stream(request, name, request.content.readany)
+    pace = Pace(request)
+    return await _stream(request, name, lambda: pace.read(request.content.readany))
 
 
 async def _receive_multipart(request: web.Request) -> tuple[list[Staged], dict[str, str]]:
     staged: list[Staged] = []
     fields = dict(request.query)
+    pace = Pace(request)
     try:
-        async for part in await request.multipart():
+        reader = await request.multipart()
+        parts = 0
+        while (part := await pace.read(reader.next)) is not None:
+            parts += 1
+            if parts > MAX_PARTS:
+                raise TooLarge(f"the form has more than {MAX_PARTS} parts; send the files "
+                               "in several uploads")
             if getattr(part, "name", None) != "file":
                 # Small fields (visibility, csrf_token) come before the files.
-                fields[part.name or ""] = await _field_value(part)
+                fields[part.name or ""] = await _field_value(part, pace)
                 continue
             if csrf_token := request.get(csrf_pending_key):
                 check_csrf(csrf_token, fields.get(CSRF_FIELD))
             if not part.filename:
-                if await part.read_chunk(CHUNK_SIZE):
+                if await pace.read(lambda: part.read_chunk(CHUNK_SIZE)):
                     raise BadRequest("a 'file' part has no filename; its filename is "
                                      "the audio's name")
                 continue  # a form submitted with no file chosen
@@ -97,7 +109,8 @@ async def _receive_multipart(request: web.Request) -> tuple[list[Staged], dict[s
             if any(item.name == name for item in staged):
                 raise BadRequest(f"{name!r} is sent twice in this upload", name=name)
             await _check_free(request.app[library_key], name)
-            staged.append(await _stream(request, name, lambda: part.read_chunk(CHUNK_SIZE)))
+            staged.append(await _stream(
+                request, name, lambda: pace.read(lambda: part.read_chunk(CHUNK_SIZE))))
     except BaseException as exc:
         await request.app[library_key].discard(staged)
         if isinstance(exc, (ValueError, AssertionError)):
@@ -108,10 +121,10 @@ async def _receive_multipart(request: web.Request) -> tuple[list[Staged], dict[s
     return staged, fields
 
 
-async def _field_value(part) -> str:
+async def _field_value(part, pace: Pace) -> str:
     """A form field that is not a file, read whole: so it must be small."""
     value = b""
-    while chunk := await part.read_chunk(MAX_FIELD_SIZE):
+    while chunk := await pace.read(lambda: part.read_chunk(MAX_FIELD_SIZE)):
         value += chunk
         if len(value) > MAX_FIELD_SIZE:
             raise BadRequest(f"the form field {part.name!r} is longer than "

@@ -1,0 +1,51 @@
+"""The slowest client we wait for.
+
+Headers: aiohttp closes a connection whose request headers are not complete
+within its keep-alive timeout, counted from the connection's start or the
+end of its previous answer (Config.header_timeout). Bodies: a request body
+must arrive within Config.body_timeout seconds, plus one second for every
+Config.body_min_rate bytes received so far (the rule of Apache's
+mod_reqtimeout). A client that stalls or trickles below that is answered
+408 and disconnected, so a handful of slow connections cannot hold the
+server, while a slow but honest uplink has all the time its bytes earn it.
+"""
+
+import asyncio
+
+from aiohttp import web
+
+from .errors import RequestTimeout
+from .typedefs import config_key
+
+
+class Pace:
+    """The body deadline of one request, moved on by each chunk received."""
+
+    def __init__(self, request: web.Request):
+        config = request.app[config_key]
+        self._seconds_per_byte = 1.0 / config.body_min_rate
+        self._deadline = asyncio.get_running_loop().time() + config.body_timeout
+        self._min_rate = config.body_min_rate
+
+    async def read(self, read):
+        """`await read()` before the deadline; bytes received extend it."""
+        try:
+            async with asyncio.timeout_at(self._deadline):
+                result = await read()
+        except TimeoutError:
+            raise RequestTimeout(
+                "the request body arrived too slowly; this server waits for "
+                f"{self._min_rate} bytes a second at least") from None
+        if isinstance(result, (bytes, bytearray)):
+            self._deadline += len(result) * self._seconds_per_byte
+        return result
+
+
+@web.middleware
+async def form_pace_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Forms (sign-in, delete, tokens) are read whole, so within the grace
+    period; uploads pace themselves chunk by chunk (uploads.py)."""
+    route_name = getattr(request.match_info.route, "name", None)
+    if request.body_exists and route_name != "upload":
+        await Pace(request).read(request.read)
+    return await handler(request)
