@@ -14,13 +14,13 @@ from yarl import URL
 
 from .auth import SESSION_COOKIE
 from .errors import Forbidden, Unauthorized
+from .pacing import FORM_TYPES
 from .ratelimitweb import charge
 from .typedefs import auth_key, csrf_pending_key, session_key, user_key
 
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 @web.middleware

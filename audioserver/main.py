@@ -7,7 +7,7 @@ from .auth import Auth
 from .authweb import auth_middleware, csrf_middleware
 from .library import open_library
 from .middlewares import error_middleware
-from .pacing import form_pace_middleware
+from .pacing import form_middleware
 from .ratelimit import RateLimiter, SharedBuckets
 from .ratelimitweb import add_ratelimit_headers, ratelimit_middleware
 from .routes import setup_routes
@@ -50,9 +50,9 @@ async def ratelimit_ctx(app: web.Application):
 def create_app(config: Config) -> web.Application:
     app = web.Application(
         # Outermost first: errors become problems; then who is asking, what
-        # it costs them, a deadline for forms, then CSRF.
+        # it costs them, forms read and parsed, then CSRF.
         middlewares=[error_middleware, auth_middleware, ratelimit_middleware,
-                     form_pace_middleware, csrf_middleware],
+                     form_middleware, csrf_middleware],
         handler_args={
             "read_bufsize": READ_BUFSIZE,
             # Idle connections, and headers that never finish: see pacing.py.

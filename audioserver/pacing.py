@@ -13,9 +13,14 @@ server, while a slow but honest uplink has all the time its bytes earn it.
 import asyncio
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from .errors import RequestTimeout
+from .errors import BadRequest, RequestTimeout
 from .typedefs import config_key
+
+# What aiohttp raises on a form or multipart body it cannot parse.
+MALFORMED_BODY = (ValueError, AssertionError, HttpProcessingError)
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class Pace:
@@ -42,10 +47,17 @@ class Pace:
 
 
 @web.middleware
-async def form_pace_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """Forms (sign-in, delete, tokens) are read whole, so within the grace
-    period; uploads pace themselves chunk by chunk (uploads.py)."""
+async def form_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Bodies other than uploads (sign-in, delete, tokens: small forms) are
+    read whole within the grace period, and parsed here once: a malformed
+    one is a 400 before anyone reads it. Uploads pace themselves chunk by
+    chunk (uploads.py)."""
     route_name = getattr(request.match_info.route, "name", None)
     if request.body_exists and route_name != "upload":
         await Pace(request).read(request.read)
+        if request.content_type in FORM_TYPES:
+            try:
+                await request.post()  # kept: later calls get the same fields
+            except MALFORMED_BODY as exc:
+                raise BadRequest(f"the form is malformed: {exc}") from None
     return await handler(request)

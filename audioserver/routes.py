@@ -29,5 +29,6 @@ def setup_routes(app: web.Application) -> None:
         web.post("/tokens", accountviews.create_token, name="tokens"),
         web.delete("/tokens", accountviews.revoke_token, name="tokens"),
         web.post("/tokens/revoke", accountviews.revoke_token, name="revoke_token"),
+        web.get("/openapi.json", views.openapi_document, name="openapi"),
         web.static("/static", app[config_key].static_dir, name="static"),
     ])

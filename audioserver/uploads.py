@@ -17,7 +17,7 @@ from .errors import AudioServerError, BadRequest, NameTaken, TooLarge
 from .library import Library, Staged
 from .middlewares import problem
 from .names import validate_name
-from .pacing import Pace
+from .pacing import MALFORMED_BODY, Pace
 from .typedefs import auth_key, config_key, csrf_pending_key, library_key
 
 CHUNK_SIZE = 256 * 1024
@@ -113,7 +113,7 @@ async def _receive_multipart(request: web.Request) -> tuple[list[Staged], dict[s
                 request, name, lambda: pace.read(lambda: part.read_chunk(CHUNK_SIZE))))
     except BaseException as exc:
         await request.app[library_key].discard(staged)
-        if isinstance(exc, (ValueError, AssertionError)):
+        if isinstance(exc, MALFORMED_BODY):
             raise BadRequest(f"the multipart body is malformed: {exc}") from None
         raise
     if not staged:

@@ -5,7 +5,7 @@ from dataclasses import replace
 from aiohttp import web
 from yarl import URL
 
-from . import auth, uploads, waveform
+from . import auth, openapi, uploads, waveform
 from .downloads import etag_matches, file_response
 from .errors import BadRequest
 from .listing import SORT_COLUMNS, ListQuery, parse_list_query
@@ -138,6 +138,10 @@ async def set_visibility(request: web.Request) -> web.StreamResponse:
     if wants_html(request):
         raise web.HTTPSeeOther(_info_url(request, record.name))
     return web.json_response(record.public())
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.json_response(openapi.document())
 
 
 def _viewer(request: web.Request):
