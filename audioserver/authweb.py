@@ -13,6 +13,7 @@ from aiohttp import web
 from yarl import URL
 
 from .auth import SESSION_COOKIE
+from .clients import is_https
 from .errors import Forbidden, Unauthorized
 from .pacing import FORM_TYPES
 from .ratelimitweb import charge
@@ -94,10 +95,10 @@ def _check_same_origin(request: web.Request) -> None:
 def set_session_cookie(request: web.Request, response: web.StreamResponse, secret: str) -> None:
     config = request.app[auth_key].config
     response.set_cookie(SESSION_COOKIE, secret, max_age=int(config.session_lifetime),
-                        path="/", httponly=True, samesite="Lax", secure=request.secure)
+                        path="/", httponly=True, samesite="Lax", secure=is_https(request))
 
 
 def clear_session_cookie(request: web.Request, response: web.StreamResponse) -> None:
-    response.del_cookie(SESSION_COOKIE, path="/", secure=request.secure, httponly=True,
+    response.del_cookie(SESSION_COOKIE, path="/", secure=is_https(request), httponly=True,
                         samesite="Lax")
 

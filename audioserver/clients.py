@@ -1,4 +1,4 @@
-"""Who is at the other end: the client's address, through trusted proxies."""
+"""Who is at the other end: the client's address and scheme, through trusted proxies."""
 
 from aiohttp import web
 
@@ -18,3 +18,15 @@ def client_address(request: web.Request) -> str:
         if entry and entry not in trusted:
             return entry
     return peer
+
+
+def is_https(request: web.Request) -> bool:
+    """Whether the client reached us over HTTPS: directly, or through a
+    trusted proxy that says so in X-Forwarded-Proto (anyone else's say-so
+    counts for nothing)."""
+    if request.secure:
+        return True
+    if (request.remote or "") not in request.app[config_key].trusted_proxies:
+        return False
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[-1].strip().lower()
+    return proto == "https"

@@ -213,17 +213,20 @@ def bulk(tmp: Path, server: ServerProcess, nginx: Nginx, source: Path, runs: int
                    capture_output=True)
     stored = stored_path(server, "big.wav")
     served = tmp / "nginx-root" / "big.wav"
+    urls = {"server": f"{base}/download?name=big.wav", "nginx": nginx.url("/big.wav")}
     download = {}
     for cache in ("warm", "cold"):
-        for who, url in (("server", f"{base}/download?name=big.wav"), ("nginx", nginx.url("/big.wav"))):
-            results = []
-            for _ in range(runs):
+        results = {who: [] for who in urls}
+        # Turn about, run by run: the machine's drift then falls on both alike.
+        for _ in range(runs):
+            for who, url in urls.items():
                 if cache == "cold":
                     drop_cache(stored, served)
                 else:
                     curl(url)
-                results.append(mb_per_s(*curl(url)))
-            download[f"{cache} {who}"] = spread(results)
+                results[who].append(mb_per_s(*curl(url)))
+        for who, figures in results.items():
+            download[f"{cache} {who}"] = spread(figures)
     return {"size_bytes": size, "upload": {k: spread(v) for k, v in upload.items()},
             "download": download}
 

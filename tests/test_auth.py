@@ -194,6 +194,17 @@ async def test_a_forwarded_proto_header_does_not_make_the_cookie_secure(account,
     assert not response.cookies[SESSION_COOKIE]["secure"]
 
 
+async def test_the_cookie_is_secure_behind_a_trusted_https_proxy(aiohttp_client, config):
+    from dataclasses import replace
+    app = create_app(replace(config, trusted_proxies=("127.0.0.1",)))
+    client = await aiohttp_client(app, cookie_jar=aiohttp.DummyCookieJar())
+    await app[auth_key].add_user(User("alice", "user"), PASSWORD)
+    response = await sign_in(client, "alice", **{"X-Forwarded-Proto": "https"})
+    assert response.cookies[SESSION_COOKIE]["secure"]
+    response = await sign_in(client, "alice", **{"X-Forwarded-Proto": "http"})
+    assert not response.cookies[SESSION_COOKIE]["secure"]
+
+
 @pytest.mark.parametrize("column, age_setting", [("last_seen", "session_idle"),
                                                   ("created", "session_lifetime")])
 async def test_sessions_end_after_their_idle_and_absolute_lifetimes(
