@@ -13,7 +13,6 @@ import time
 from datetime import datetime, timezone
 
 import argon2
-from aiohttp import web
 
 from .accountdb import Accounts, ApiToken, Session
 from .accounts import EVERYTHING, User, Viewer

@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import sqlite3
 import statistics
 import subprocess

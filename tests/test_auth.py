@@ -4,7 +4,9 @@ files and CSRF, through HTTP against a real SQLite file."""
 import hashlib
 import re
 import sqlite3
-import time
+import subprocess
+import sys
+from dataclasses import replace
 
 import aiohttp
 import pytest
@@ -195,7 +197,6 @@ async def test_a_forwarded_proto_header_does_not_make_the_cookie_secure(account,
 
 
 async def test_the_cookie_is_secure_behind_a_trusted_https_proxy(aiohttp_client, config):
-    from dataclasses import replace
     app = create_app(replace(config, trusted_proxies=("127.0.0.1",)))
     client = await aiohttp_client(app, cookie_jar=aiohttp.DummyCookieJar())
     await app[auth_key].add_user(User("alice", "user"), PASSWORD)
@@ -375,7 +376,6 @@ async def test_owner_and_visibility_filters(client, account):
 
 
 async def test_the_default_visibility_is_configurable(aiohttp_client, config):
-    from dataclasses import replace
     app = create_app(replace(config, default_visibility="private"))
     client = await aiohttp_client(app, cookie_jar=aiohttp.DummyCookieJar())
     user = User("alice", "user")
@@ -474,7 +474,6 @@ async def test_a_same_site_form_may_sign_in(client, account):
 
 
 async def test_setup_creates_the_first_admin_with_the_code(aiohttp_client, config):
-    from dataclasses import replace
     app = create_app(replace(config, setup_code="abc123"))
     client = await aiohttp_client(app, cookie_jar=aiohttp.DummyCookieJar())
     assert (await client.get("/setup", headers=BROWSER)).status == 200
@@ -508,3 +507,16 @@ async def test_the_info_page_offers_changes_only_to_who_may_make_them(client, ac
                                        headers={**BROWSER, **who})).text()
         assert ('id="delete"' in page) is buttons
         assert ('id="visibility"' in page) is buttons
+
+
+async def test_a_new_password_signs_the_account_out_everywhere(client, account, config):
+    await account("alice")
+    cookie, _ = await browser_session(client, "alice")
+    changed = subprocess.run(
+        [sys.executable, "-m", "audioserver", "user", "passwd", "alice", "--password-stdin",
+         "--data-dir", str(config.data_dir)], input="a brand new password\n",
+        capture_output=True, text=True, timeout=60)
+    assert changed.returncode == 0, changed.stderr
+    assert (await client.get("/account", headers={**JSON, **cookie})).status == 401
+    assert (await sign_in(client, "alice")).status == 401
+    assert (await sign_in(client, "alice", "a brand new password")).status == 200
