@@ -165,8 +165,12 @@ class Accounts:
             f" FROM login_failures WHERE key IN ({holes})", tuple(keys))
         return failures, last
 
-    async def add_failure(self, keys: list[str], now: float) -> None:
+    async def add_failure(self, keys: list[str], now: float, forget_before: float) -> None:
+        """Count a failure for each of `keys`, and forget keys that have had
+        none since `forget_before`: the table stays as small as the trouble."""
         async with self.db.transaction() as conn:
+            await conn.execute("DELETE FROM login_failures WHERE last_failure < ?",
+                               (forget_before,))
             await conn.executemany(
                 "INSERT INTO login_failures (key, failures, last_failure) VALUES (?, 1, ?)"
                 " ON CONFLICT (key) DO UPDATE SET failures = failures + 1, last_failure = ?",

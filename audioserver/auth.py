@@ -31,6 +31,8 @@ TOUCH_EVERY = 300.0
 # each further try must wait twice as long as the last, up to a quarter hour.
 FREE_FAILURES = 5
 MAX_LOCKOUT = 900.0
+# A day without a failure wipes an account's or an address's slate.
+FORGET_FAILURES = 24 * 3600.0
 
 
 def digest(secret: str) -> str:
@@ -88,7 +90,8 @@ class Auth:
             self._decoy = await asyncio.to_thread(self._hasher.hash, secrets.token_urlsafe(16))
         stored = found[1] if found else self._decoy
         if not await asyncio.to_thread(self._verify, stored, password) or found is None:
-            await self.accounts.add_failure(keys, time.time())
+            now = time.time()
+            await self.accounts.add_failure(keys, now, now - FORGET_FAILURES)
             raise Unauthorized("wrong account name or password")
         await self.accounts.clear_failures(keys)
         return found[0]
@@ -108,6 +111,9 @@ class Auth:
         secret, now = secrets.token_urlsafe(32), time.time()
         session = Session(user, digest(secret), secrets.token_urlsafe(32), now, now)
         await self.accounts.add_session(session)
+        # Each sign-in sweeps out the sessions that have ended, so a server
+        # that runs for months does not keep every one it ever made.
+        await self.remove_expired_sessions()
         return secret, session
 
     async def session(self, secret: str) -> Session | None:

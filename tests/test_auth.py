@@ -152,6 +152,17 @@ async def test_repeated_failures_for_one_account_must_wait(client, account, db_r
     assert db_rows("SELECT * FROM login_failures WHERE key = 'user:alice'") == []
 
 
+async def test_failures_are_forgotten_after_a_quiet_day(client, account, db_rows, config):
+    await account("alice")
+    assert (await sign_in(client, "nobody", "guess")).status == 401
+    with sqlite3.connect(config.db_path) as conn:
+        conn.execute("UPDATE login_failures SET last_failure = last_failure - 2 * 86400")
+    assert (await sign_in(client, "someone", "guess")).status == 401
+    keys = {key for (key,) in db_rows("SELECT key FROM login_failures")}
+    assert keys == {"user:someone", "address:127.0.0.1"}
+    assert db_rows("SELECT failures FROM login_failures WHERE key = 'address:127.0.0.1'") == [(1,)]
+
+
 async def test_failures_from_one_address_slow_down_every_account_tried_from_it(client, account):
     await account("alice")
     for name in ["bob", "carol", "dave", "erin", "frank"]:
@@ -217,6 +228,15 @@ async def test_sessions_end_after_their_idle_and_absolute_lifetimes(
     with sqlite3.connect(config.db_path) as conn:
         conn.execute(f"UPDATE sessions SET {column} = {column} - ?", (too_old,))
     assert (await client.get("/account", headers={**JSON, **cookie})).status == 401
+
+
+async def test_signing_in_sweeps_out_ended_sessions(client, account, config, db_rows):
+    await account("alice")
+    await browser_session(client, "alice")
+    with sqlite3.connect(config.db_path) as conn:
+        conn.execute("UPDATE sessions SET last_seen = last_seen - ?", (config.session_idle + 60,))
+    await browser_session(client, "alice")
+    assert db_rows("SELECT count(*) FROM sessions") == [(1,)]
 
 
 async def test_sessions_survive_a_restart(aiohttp_client, client, account, config):
