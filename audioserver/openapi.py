@@ -36,8 +36,9 @@ def _ref(kind: str, name: str) -> dict:
 
 
 def _problems(*codes: int) -> dict:
-    # Every operation can meet the rate limit.
-    return {str(code): _ref("responses", f"Problem{code}") for code in sorted({*codes, 429})}
+    # Every operation can meet the rate limit, and a wrong API token.
+    return {str(code): _ref("responses", f"Problem{code}")
+            for code in sorted({*codes, 401, 429})}
 
 
 def _query(name: str, schema: dict, description: str, required: bool = False, **extra) -> dict:
@@ -229,8 +230,8 @@ def _paths() -> dict:
                           "303": _redirect("A browser: back to /account"),
                           **_problems(400, 401, 403, 404, 408, 413)}}},
         "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
-                                  "responses": {"200": _json({"type": "object"},
-                                                             "OpenAPI 3.1")}}},
+                                  "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1"),
+                                                **_problems()}}},
     }
 
 

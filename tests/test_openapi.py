@@ -2,6 +2,9 @@
 OpenAPI 3.1, and a live server answers schemathesis's generated requests
 without a 5xx and as the document says."""
 
+import subprocess
+import sys
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -43,14 +46,22 @@ async def test_it_is_served(client):
     assert await response.json() == document()
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory):
-    """Open mode with the rate limits off: schemathesis is a flood by design."""
-    tmp = tmp_path_factory.mktemp("openapi")
+@pytest.fixture(scope="module", params=["open", "users"])
+def live_server(request, tmp_path_factory):
+    """Rate limits off (schemathesis is a flood by design), in either mode;
+    with accounts, requests carry a user's API token."""
+    tmp = tmp_path_factory.mktemp(f"openapi-{request.param}")
     server = ServerProcess(tmp / "data", tmp, workers=1, env={
         "AUDIOSERVER_READ_RATE": "off", "AUDIOSERVER_WRITE_RATE": "off",
         "AUDIOSERVER_UPLOAD_RATE": "off", "AUDIOSERVER_MAX_UPLOAD_SIZE": "256K"})
-    server.start()
+    if request.param == "users":
+        account = [sys.executable, "-m", "audioserver", "--data-dir", str(server.data_dir)]
+        subprocess.run([*account, "user", "add", "alice", "--password-stdin"], check=True,
+                       input="correct horse battery\n", text=True, capture_output=True)
+        token = subprocess.run([*account, "token", "create", "alice"], check=True, text=True,
+                               capture_output=True).stdout.strip()
+        server.headers = {"Authorization": f"Bearer {token}"}
+    server.start(server.command("--auth", request.param))
     # Something to find, so not every generated name misses.
     for name in ["a.wav", "b.wav", "0"]:
         server.put(name, audiofiles.wav(0.5))
@@ -66,4 +77,5 @@ schema = schemathesis.openapi.from_dict(document())
 @settings(max_examples=50, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 def test_the_server_answers_as_documented(case, live_server):
-    case.call_and_validate(base_url=f"http://127.0.0.1:{live_server.port}", checks=CHECKS)
+    case.call_and_validate(base_url=f"http://127.0.0.1:{live_server.port}", checks=CHECKS,
+                           headers=live_server.headers)
