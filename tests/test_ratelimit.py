@@ -202,3 +202,17 @@ def test_bad_rate_flags_are_refused(tmp_path):
     server = ServerProcess(tmp_path / "data", tmp_path, workers=1)
     assert server.run_until_exit("--read-rate", "lots") == 2
     assert "not a rate" in server.stderr
+
+
+def test_the_trusted_proxy_flag(tmp_path):
+    server = ServerProcess(tmp_path / "data", tmp_path, workers=1)
+    try:
+        server.start(server.command("--read-rate", "2/hour", "--trusted-proxy", "127.0.0.1"))
+        first = {"X-Forwarded-For": "203.0.113.7"}
+        assert [server.request("GET", "/list", headers=first)[0] for _ in range(3)] == [
+            200, 200, 429]
+        assert server.request("GET", "/list", headers={"X-Forwarded-For": "198.51.100.2"})[0] == 200
+    finally:
+        server.kill()
+    assert server.run_until_exit("--trusted-proxy", "proxy.example") == 2
+    assert "does not appear to be an IPv4 or IPv6 address" in server.stderr
