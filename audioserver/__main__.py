@@ -2,7 +2,6 @@
 
 import argparse
 import asyncio
-import ipaddress
 import logging
 import sys
 from dataclasses import fields
@@ -13,7 +12,8 @@ from .errors import StartupError
 from .importer import import_paths
 from .serving import LOG_FORMAT, serve
 from .settings import (AUTH_MODES, ENVIRONMENT, VISIBILITIES, Config,
-                       defaults_from_environment, parse_rate, parse_size)
+                       defaults_from_environment, parse_address, parse_rate, parse_seconds,
+                       parse_size)
 
 
 def build_parser(defaults: dict) -> argparse.ArgumentParser:
@@ -39,23 +39,25 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
                         help="of uploads that do not say (default %(default)s)")
     for budget, what in [("read", "reads (GET, HEAD)"), ("write", "writes other than uploads"),
                          ("upload", "uploads")]:
-        parser.add_argument(f"--{budget}-rate", type=_rate, default=defaults[f"{budget}_rate"],
-                            metavar="N/PERIOD",
+        parser.add_argument(f"--{budget}-rate", type=_flag(parse_rate),
+                            default=defaults[f"{budget}_rate"], metavar="N/PERIOD",
                             help=f"{what} per account, or per address when signed out: N/s, "
                             "N/min or N/hour, or off (default %(default)s)")
     parser.add_argument("--trusted-proxy", action="append", dest="trusted_proxies",
-                        metavar="ADDRESS", type=_address,
+                        metavar="ADDRESS", type=_flag(parse_address),
                         help="a reverse proxy's address, whose X-Forwarded-For names the client "
                         "(repeatable; default: none, the peer is the client)")
-    parser.add_argument("--header-timeout", type=_seconds, default=defaults["header_timeout"],
-                        metavar="SECONDS", help="a request's headers must arrive within this "
+    parser.add_argument("--header-timeout", type=_flag(parse_seconds),
+                        default=defaults["header_timeout"], metavar="SECONDS",
+                        help="a request's headers must arrive within this (default %(default)g)")
+    parser.add_argument("--body-timeout", type=_flag(parse_seconds),
+                        default=defaults["body_timeout"], metavar="SECONDS",
+                        help="a body's grace period, then it must keep --body-min-rate "
                         "(default %(default)g)")
-    parser.add_argument("--body-timeout", type=_seconds, default=defaults["body_timeout"],
-                        metavar="SECONDS", help="a body's grace period, then it must keep "
-                        "--body-min-rate (default %(default)g)")
-    parser.add_argument("--body-min-rate", type=_size, default=defaults["body_min_rate"],
-                        metavar="BYTES", help="the slowest body accepted, bytes a second, "
-                        "with K, M, G (default %(default)s)")
+    parser.add_argument("--body-min-rate", type=_flag(parse_size),
+                        default=defaults["body_min_rate"], metavar="BYTES",
+                        help="the slowest body accepted, bytes a second, with K, M, G "
+                        "(default %(default)s)")
     _add_storage_flags(parser, defaults)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     importer = commands.add_parser(
@@ -74,8 +76,8 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
 def _add_storage_flags(parser: argparse.ArgumentParser, defaults: dict) -> None:
     parser.add_argument("--data-dir", type=Path, default=defaults["data_dir"],
                         help="where the database and the files live (default ./data)")
-    parser.add_argument("--max-upload-size", type=_size, default=defaults["max_upload_size"],
-                        metavar="SIZE",
+    parser.add_argument("--max-upload-size", type=_flag(parse_size),
+                        default=defaults["max_upload_size"], metavar="SIZE",
                         help="largest file accepted, in bytes or with K, M, G (default 2G)")
 
 
@@ -85,35 +87,16 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def _seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = 0.0
-    if not 0 < seconds < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
-    return seconds
-
-
-def _rate(text: str):
-    try:
-        return parse_rate(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _address(text: str) -> str:
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _flag(parse):
+    """An argparse type from one of settings' parsers, which raise ValueError:
+    a flag and its environment variable are read by the same function."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = parse.__name__  # argparse names it in its messages
+    return convert
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,13 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"audioserver: bad environment variable: {exc}", file=sys.stderr)
         return 2
     args = build_parser(defaults).parse_args(argv)
-    config = Config(host=args.host, port=args.port, data_dir=args.data_dir,
-                    max_upload_size=args.max_upload_size, workers=args.workers,
-                    auth=args.auth, default_visibility=args.default_visibility,
-                    read_rate=args.read_rate, write_rate=args.write_rate,
-                    upload_rate=args.upload_rate, header_timeout=args.header_timeout,
-                    body_timeout=args.body_timeout, body_min_rate=args.body_min_rate,
-                    trusted_proxies=tuple(args.trusted_proxies or defaults["trusted_proxies"]))
+    # Every flag is named after its Config field.
+    given = {name: value for name, value in vars(args).items() if name in builtin}
+    # --trusted-proxy appends: none given leaves the variable's (or no) proxies.
+    given["trusted_proxies"] = tuple(args.trusted_proxies or defaults["trusted_proxies"])
+    config = Config(**given)
     # The commands report what they do themselves; the server logs it.
     level = logging.INFO if args.command is None else logging.WARNING
     logging.basicConfig(level=level, format=LOG_FORMAT)

@@ -14,6 +14,9 @@ from .db import Database
 from .errors import NotFound, UserExists
 
 
+_DELETE_ENDED_SESSIONS = "DELETE FROM sessions WHERE last_seen < ? OR created < ?"
+
+
 @dataclass(frozen=True)
 class Session:
     user: User
@@ -84,8 +87,12 @@ class Accounts:
 
     # Sessions
 
-    async def add_session(self, session: Session) -> None:
+    async def add_session(self, session: Session, idle_since: float,
+                          created_since: float) -> None:
+        """Store `session`, and sweep out the ones that have ended (idle since
+        `idle_since`, or made before `created_since`) in the same transaction."""
         async with self.db.transaction() as conn:
+            await conn.execute(_DELETE_ENDED_SESSIONS, (idle_since, created_since))
             await conn.execute(
                 "INSERT INTO sessions (token_hash, user_name, csrf_token, created, last_seen)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -112,8 +119,7 @@ class Accounts:
 
     async def remove_expired_sessions(self, idle_since: float, created_since: float) -> None:
         async with self.db.transaction() as conn:
-            await conn.execute("DELETE FROM sessions WHERE last_seen < ? OR created < ?",
-                               (idle_since, created_since))
+            await conn.execute(_DELETE_ENDED_SESSIONS, (idle_since, created_since))
 
     # API tokens
 

@@ -110,10 +110,9 @@ class Auth:
         """A new session for `user`: the cookie's value, and the session."""
         secret, now = secrets.token_urlsafe(32), time.time()
         session = Session(user, digest(secret), secrets.token_urlsafe(32), now, now)
-        await self.accounts.add_session(session)
         # Each sign-in sweeps out the sessions that have ended, so a server
         # that runs for months does not keep every one it ever made.
-        await self.remove_expired_sessions()
+        await self.accounts.add_session(session, *self._session_cutoffs(now))
         return secret, session
 
     async def session(self, secret: str) -> Session | None:
@@ -122,8 +121,8 @@ class Auth:
         if session is None:
             return None
         now = time.time()
-        if (now - session.last_seen > self.config.session_idle
-                or now - session.created > self.config.session_lifetime):
+        idle_since, created_since = self._session_cutoffs(now)
+        if session.last_seen < idle_since or session.created < created_since:
             await self.accounts.remove_session(session.token_hash)
             return None
         if now - session.last_seen > TOUCH_EVERY:
@@ -134,9 +133,11 @@ class Auth:
         await self.accounts.remove_session(session.token_hash)
 
     async def remove_expired_sessions(self) -> None:
-        now = time.time()
-        await self.accounts.remove_expired_sessions(now - self.config.session_idle,
-                                                    now - self.config.session_lifetime)
+        await self.accounts.remove_expired_sessions(*self._session_cutoffs(time.time()))
+
+    def _session_cutoffs(self, now: float) -> tuple[float, float]:
+        """Sessions unused since the first, or begun before the second, have ended."""
+        return now - self.config.session_idle, now - self.config.session_lifetime
 
     # API tokens
 

@@ -13,9 +13,9 @@ from aiohttp import web
 from yarl import URL
 
 from .auth import SESSION_COOKIE
+from .bodies import FORM_TYPES, is_upload
 from .clients import is_https
 from .errors import Forbidden, Unauthorized
-from .pacing import FORM_TYPES
 from .ratelimitweb import charge
 from .typedefs import auth_key, csrf_pending_key, session_key, user_key
 
@@ -57,7 +57,7 @@ async def csrf_middleware(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.content_type in FORM_TYPES:
-        if request.content_type == "multipart/form-data" and _is_upload(request):
+        if request.content_type == "multipart/form-data" and is_upload(request):
             # Reading the form would read the files: the upload reader checks
             # the token in the form's first field instead.
             request[csrf_pending_key] = session.csrf_token
@@ -72,11 +72,6 @@ def check_csrf(expected: str, sent) -> None:
         raise Forbidden(
             "this request lacks the CSRF token of your session; reload the page and "
             f"try again (scripts send the {CSRF_HEADER} header, or use an API token)")
-
-
-def _is_upload(request: web.Request) -> bool:
-    route = request.match_info.route
-    return getattr(route, "name", None) == "upload"
 
 
 def _check_same_origin(request: web.Request) -> None:

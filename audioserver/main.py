@@ -5,9 +5,9 @@ from aiohttp import web
 from .accountdb import Accounts
 from .auth import Auth
 from .authweb import auth_middleware, csrf_middleware
+from .bodies import form_middleware
 from .library import open_library
 from .middlewares import error_middleware
-from .pacing import form_middleware
 from .ratelimit import RateLimiter, SharedBuckets
 from .ratelimitweb import add_ratelimit_headers, ratelimit_middleware
 from .routes import setup_routes
@@ -55,7 +55,7 @@ def create_app(config: Config) -> web.Application:
                      form_middleware, csrf_middleware],
         handler_args={
             "read_bufsize": READ_BUFSIZE,
-            # Idle connections, and headers that never finish: see pacing.py.
+            # Idle connections, and headers that never finish: see bodies.py.
             "keepalive_timeout": config.header_timeout,
             # aiohttp's defaults, said out loud: a request line or header
             # line past 8 KiB, or more than 100 headers, is a 400.

@@ -73,7 +73,7 @@ class SharedBuckets:
         wanted = _hash(key)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
-            offset = self._slot(wanted, now)
+            offset = self._slot(wanted)
             found, tokens, stamp = _SLOT.unpack_from(self._map, offset)
             if found != wanted:
                 tokens, stamp = float(rate.count), now
@@ -91,7 +91,7 @@ class SharedBuckets:
             retry_after=0 if allowed else max(1, math.ceil((1.0 - tokens) / rate.per_second)),
         )
 
-    def _slot(self, wanted: int, now: float) -> int:
+    def _slot(self, wanted: int) -> int:
         """The offset of `wanted`'s slot: its own, a free one, or the stalest."""
         start = wanted % SLOTS
         stalest, stalest_stamp = None, math.inf
@@ -115,12 +115,6 @@ class RateLimiter:
 
     def __init__(self, buckets: SharedBuckets, config: Config):
         self.buckets = buckets
+        # A budget whose rate is None has no limit.
         self.rates = {"uploads": config.upload_rate, "writes": config.write_rate,
                       "reads": config.read_rate}
-
-    def take(self, budget: str, client: str) -> Decision | None:
-        """None when `budget` has no limit."""
-        rate = self.rates[budget]
-        if rate is None:
-            return None
-        return self.buckets.take(f"{budget}:{client}", rate)

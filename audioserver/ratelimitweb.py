@@ -4,6 +4,7 @@ the buckets)."""
 
 from aiohttp import web
 
+from .bodies import is_upload
 from .clients import client_address
 from .errors import TooManyRequests
 from .typedefs import ratelimit_decision_key, ratelimiter_key, user_key
@@ -18,31 +19,26 @@ def budget_of(request: web.Request) -> str | None:
         return None
     if request.method in READ_METHODS:
         return "reads"
-    route = request.match_info.route
-    return "uploads" if getattr(route, "name", None) == "upload" else "writes"
+    return "uploads" if is_upload(request) else "writes"
 
 
 def charge(request: web.Request) -> None:
     """Spend a token of the request's budget: the signed-in account's, or the
     client address's. TooManyRequests when the bucket is empty."""
+    limiter = request.app[ratelimiter_key]
     budget = budget_of(request)
-    if budget is None:
+    rate = limiter.rates.get(budget)
+    if rate is None:  # free, or that budget is off
         return
     user = request.get(user_key)
     client = f"user:{user.name}" if user is not None else f"address:{client_address(request)}"
-    decision = request.app[ratelimiter_key].take(budget, client)
-    if decision is None:
-        return
+    decision = limiter.buckets.take(f"{budget}:{client}", rate)
     request[ratelimit_decision_key] = decision
     if not decision.allowed:
         raise TooManyRequests(
             f"too many {budget} from {'your account' if user else 'your address'}: "
-            f"{decision.limit} per {_period(request, budget)} at most; try again in "
+            f"{rate.count} per {rate.period_name} at most; try again in "
             f"{decision.retry_after} s", retry_after=decision.retry_after)
-
-
-def _period(request: web.Request, budget: str) -> str:
-    return request.app[ratelimiter_key].rates[budget].period_name
 
 
 @web.middleware

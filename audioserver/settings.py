@@ -1,6 +1,7 @@
 """Configuration: one frozen object built from flags and environment variables."""
 
 import ipaddress
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ DEFAULT_READ_RATE = "1200/min"
 DEFAULT_WRITE_RATE = "120/min"
 DEFAULT_UPLOAD_RATE = "120/min"
 
-# Slow clients (see pacing.py): headers complete within this many seconds
+# Slow clients (see bodies.py): headers complete within this many seconds
 # of connecting (or of the previous answer); a body gets a grace period plus
 # a second per DEFAULT_BODY_MIN_RATE bytes. A 2 GB upload at 1 KiB/s would
 # take 24 days: anything slower is a client holding a connection, not using it.
@@ -91,12 +92,25 @@ def parse_rate(text: str) -> Rate | None:
     return Rate(int(match.group(1)), seconds, name)
 
 
+def parse_seconds(text: str) -> float:
+    """A positive, finite number of seconds."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"{text!r} is not a number of seconds above 0")
+    return seconds
+
+
+def parse_address(text: str) -> str:
+    """An IP address, written as Python writes it (so it compares equal to a peer's)."""
+    return str(ipaddress.ip_address(text.strip()))  # ValueError names it
+
+
 def parse_addresses(text: str) -> tuple[str, ...]:
     """A comma-separated list of IP addresses (--trusted-proxy's variable)."""
-    addresses = tuple(part.strip() for part in text.split(",") if part.strip())
-    for address in addresses:
-        ipaddress.ip_address(address)  # ValueError names it
-    return addresses
+    return tuple(parse_address(part) for part in text.split(",") if part.strip())
 
 
 @dataclass(frozen=True)
@@ -181,8 +195,8 @@ ENVIRONMENT = {
     "write_rate": ("AUDIOSERVER_WRITE_RATE", parse_rate),
     "upload_rate": ("AUDIOSERVER_UPLOAD_RATE", parse_rate),
     "trusted_proxies": ("AUDIOSERVER_TRUSTED_PROXIES", parse_addresses),
-    "header_timeout": ("AUDIOSERVER_HEADER_TIMEOUT", float),
-    "body_timeout": ("AUDIOSERVER_BODY_TIMEOUT", float),
+    "header_timeout": ("AUDIOSERVER_HEADER_TIMEOUT", parse_seconds),
+    "body_timeout": ("AUDIOSERVER_BODY_TIMEOUT", parse_seconds),
     "body_min_rate": ("AUDIOSERVER_BODY_MIN_RATE", parse_size),
 }
 

@@ -13,11 +13,11 @@ from aiohttp import web
 
 from .auth import SESSION_COOKIE, require_uploader
 from .authweb import CSRF_FIELD, check_csrf
+from .bodies import MALFORMED_BODY, Pace
 from .errors import AudioServerError, BadRequest, NameTaken, TooLarge
 from .library import Library, Staged
 from .middlewares import problem
 from .names import validate_name
-from .pacing import MALFORMED_BODY, Pace
 from .typedefs import auth_key, config_key, csrf_pending_key, library_key
 
 CHUNK_SIZE = 256 * 1024

@@ -25,6 +25,23 @@ START_TIMEOUT = 20.0
 READY_LINE = "AudioServer is serving"
 
 
+def audioserver(data_dir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    """`python -m audioserver ARGS --data-dir DATA_DIR`, as typed in a terminal."""
+    return subprocess.run([sys.executable, "-m", "audioserver", *args, "--data-dir",
+                           str(data_dir)], input=stdin, capture_output=True, text=True,
+                          timeout=60)
+
+
+def account(data_dir: Path, name: str, password: str, *flags: str) -> dict:
+    """A new account made with `user add`, and the headers of an API token
+    made for it with `token create`."""
+    for args, stdin in [(("user", "add", name, "--password-stdin", *flags), password + "\n"),
+                        (("token", "create", name), "")]:
+        done = audioserver(data_dir, *args, stdin=stdin)
+        assert done.returncode == 0, done.stderr
+    return {"Authorization": f"Bearer {done.stdout.strip()}"}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -2,22 +2,15 @@
 several workers."""
 
 import json
-import subprocess
-import sys
 import urllib.parse
 
 import pytest
 
 import audiofiles
 from audioserver.auth import SESSION_COOKIE
-from serverprocess import ServerProcess
+from serverprocess import ServerProcess, audioserver
 
 PASSWORD = "correct horse battery"
-
-
-def audioserver(data_dir, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "audioserver", *args, "--data-dir", str(data_dir)],
-                          input=stdin, capture_output=True, text=True, timeout=60)
 
 
 def test_user_commands(tmp_path):

@@ -4,8 +4,6 @@ files and CSRF, through HTTP against a real SQLite file."""
 import hashlib
 import re
 import sqlite3
-import subprocess
-import sys
 from dataclasses import replace
 
 import aiohttp
@@ -18,6 +16,7 @@ from audioserver.main import create_app
 from audioserver.settings import Config
 from audioserver.typedefs import auth_key
 from conftest import MAX_UPLOAD_SIZE
+from serverprocess import audioserver
 
 PASSWORD = "correct horse battery"
 JSON = {"Accept": "application/json"}
@@ -532,10 +531,8 @@ async def test_the_info_page_offers_changes_only_to_who_may_make_them(client, ac
 async def test_a_new_password_signs_the_account_out_everywhere(client, account, config):
     await account("alice")
     cookie, _ = await browser_session(client, "alice")
-    changed = subprocess.run(
-        [sys.executable, "-m", "audioserver", "user", "passwd", "alice", "--password-stdin",
-         "--data-dir", str(config.data_dir)], input="a brand new password\n",
-        capture_output=True, text=True, timeout=60)
+    changed = audioserver(config.data_dir, "user", "passwd", "alice", "--password-stdin",
+                          stdin="a brand new password\n")
     assert changed.returncode == 0, changed.stderr
     assert (await client.get("/account", headers={**JSON, **cookie})).status == 401
     assert (await sign_in(client, "alice")).status == 401

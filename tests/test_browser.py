@@ -10,8 +10,6 @@ import base64
 import io
 import re
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import soundfile
 from playwright.sync_api import expect, sync_playwright
 
 import audiofiles
-from serverprocess import ServerProcess
+from serverprocess import ServerProcess, account
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the networking flags Chromium keeps reaching for Google's hosts,
@@ -47,20 +45,8 @@ def shaped(seconds: float, format: str = "WAV", channels: int = 1) -> bytes:
     return buffer.getvalue()
 
 
-def audioserver(server: ServerProcess, *args: str, stdin: str = "") -> str:
-    """Run an account command on the server's data directory; its output."""
-    done = subprocess.run([sys.executable, "-m", "audioserver", *args, "--data-dir",
-                           str(server.data_dir)], input=stdin, capture_output=True, text=True,
-                          check=True, timeout=60)
-    return done.stdout
-
-
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token.strip()}"}
-
-
-def add_user(server: ServerProcess, name: str, *flags: str) -> None:
-    audioserver(server, "user", "add", name, "--password-stdin", *flags, stdin=PASSWORD + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +55,9 @@ def server(tmp_path_factory):
     browser; the tests' own requests use an admin's API token."""
     tmp = tmp_path_factory.mktemp("browser")
     server = ServerProcess(tmp / "data", tmp, workers=1)
-    add_user(server, "root", "--admin")
-    add_user(server, "alice")
-    add_user(server, "bob")
-    server.headers = bearer(audioserver(server, "token", "create", "root"))
-    server.alice = bearer(audioserver(server, "token", "create", "alice"))
+    server.headers = account(server.data_dir, "root", PASSWORD, "--admin")
+    server.alice = account(server.data_dir, "alice", PASSWORD)
+    account(server.data_dir, "bob", PASSWORD)
     server.start(server.command("--auth", "users"))
     yield server
     server.kill()

@@ -2,9 +2,6 @@
 OpenAPI 3.1, and a live server answers schemathesis's generated requests
 without a 5xx and as the document says."""
 
-import subprocess
-import sys
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -18,7 +15,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance,
 
 import audiofiles
 from audioserver.openapi import document
-from serverprocess import ServerProcess
+from serverprocess import ServerProcess, account
 
 OPERATIONS = ("get", "put", "post", "delete", "patch", "options")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -55,12 +52,7 @@ def live_server(request, tmp_path_factory):
         "AUDIOSERVER_READ_RATE": "off", "AUDIOSERVER_WRITE_RATE": "off",
         "AUDIOSERVER_UPLOAD_RATE": "off", "AUDIOSERVER_MAX_UPLOAD_SIZE": "256K"})
     if request.param == "users":
-        account = [sys.executable, "-m", "audioserver", "--data-dir", str(server.data_dir)]
-        subprocess.run([*account, "user", "add", "alice", "--password-stdin"], check=True,
-                       input="correct horse battery\n", text=True, capture_output=True)
-        token = subprocess.run([*account, "token", "create", "alice"], check=True, text=True,
-                               capture_output=True).stdout.strip()
-        server.headers = {"Authorization": f"Bearer {token}"}
+        server.headers = account(server.data_dir, "alice", "correct horse battery")
     server.start(server.command("--auth", request.param))
     # Something to find, so not every generated name misses.
     for name in ["a.wav", "b.wav", "0"]:

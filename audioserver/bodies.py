@@ -1,4 +1,5 @@
-"""The slowest client we wait for.
+"""Request bodies: which requests are uploads, how forms are read, and the
+slowest client we wait for.
 
 Headers: aiohttp closes a connection whose request headers are not complete
 within its keep-alive timeout, counted from the connection's start or the
@@ -21,6 +22,13 @@ from .typedefs import config_key
 # What aiohttp raises on a form or multipart body it cannot parse.
 MALFORMED_BODY = (ValueError, AssertionError, HttpProcessingError)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+UPLOAD_ROUTE = "upload"
+
+
+def is_upload(request: web.Request) -> bool:
+    """POST or PUT /upload: a body that streams to disk and paces itself, is
+    never read whole, and spends the upload budget."""
+    return getattr(request.match_info.route, "name", None) == UPLOAD_ROUTE
 
 
 class Pace:
@@ -52,8 +60,7 @@ async def form_middleware(request: web.Request, handler) -> web.StreamResponse:
     read whole within the grace period, and parsed here once: a malformed
     one is a 400 before anyone reads it. Uploads pace themselves chunk by
     chunk (uploads.py)."""
-    route_name = getattr(request.match_info.route, "name", None)
-    if request.body_exists and route_name != "upload":
+    if request.body_exists and not is_upload(request):
         await Pace(request).read(request.read)
         if request.content_type in FORM_TYPES:
             try:
