@@ -1,6 +1,9 @@
 """Handlers for signing in and out, the first admin, and API tokens."""
 
 import secrets
+import string
+import unicodedata
+import urllib.parse
 
 from aiohttp import web
 
@@ -12,6 +15,9 @@ from .errors import BadRequest, NotFound, TooManyRequests, Unauthorized
 from .negotiation import wants_html
 from .templating import render
 from .typedefs import auth_key, session_key, user_key
+
+# What a path in a Location header may hold as it is; the rest is escaped.
+PRINTABLE_ASCII = "".join(sorted(set(string.printable) - set(string.whitespace)))
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
@@ -125,10 +131,29 @@ def _login_page(request: web.Request, next_path: str, error=None, name="") -> we
 
 
 def _next_path(raw) -> str:
-    """Where to go after signing in: a path on this server, never another site."""
-    if isinstance(raw, str) and raw.startswith("/") and not raw.startswith(("//", "/\\")):
-        return raw
-    return "/"
+    """Where to go after signing in: a path on this server, never another
+    site, and fit for a Location header; home for anything else.
+
+    `raw` is already decoded (from the form or the query string). A browser
+    reading a Location drops tabs and newlines and takes a backslash for a
+    slash, so `/<TAB>/evil.example` is `//evil.example`; control characters
+    would also break the header. Percent-escapes left in `raw` are inert:
+    a browser keeps them in the path."""
+    if not isinstance(raw, str) or not raw.startswith("/") or raw.startswith("//"):
+        return "/"
+    if "\\" in raw or any(_unfit_for_a_path(char) for char in raw):
+        return "/"
+    # Letters beyond ASCII stay what they were, escaped as a URL carries them.
+    path = urllib.parse.quote(raw, safe=PRINTABLE_ASCII)
+    parts = urllib.parse.urlsplit(path)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return path
+
+
+def _unfit_for_a_path(char: str) -> bool:
+    """Whitespace, controls, and invisible formatting (Unicode's C and Z categories)."""
+    return char.isspace() or unicodedata.category(char)[0] in "CZ"
 
 
 def _see_other(request: web.Request, location) -> web.Response:

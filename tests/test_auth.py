@@ -115,6 +115,44 @@ async def test_a_browser_signing_in_goes_where_it_was_going_but_not_off_site(cli
         assert response.headers["Location"] == landed
 
 
+# Each parses (tabs and newlines are dropped by a browser's URL parser, a
+# backslash is a slash) or would break the header into another site.
+OFF_SITE = ["/\t/evil.example", "/\n/evil.example", "/\r\n/evil.example", "/\x0b/evil.example",
+            "/\\evil.example", "\\/evil.example", "/ /evil.example", "/\x00/evil.example",
+            "/\u2028/evil.example", "javascript:alert(1)", "https:evil.example", ""]
+
+
+@pytest.mark.parametrize("wanted", OFF_SITE)
+async def test_sign_in_never_sends_a_browser_off_site_however_next_is_spelled(client, account,
+                                                                              wanted):
+    await account("alice")
+    response = await client.post("/login", headers=BROWSER, allow_redirects=False,
+                                 data={"name": "alice", "password": PASSWORD, "next": wanted})
+    assert response.status == 303
+    assert response.headers["Location"] == "/"
+    assert SESSION_COOKIE in response.cookies
+
+
+@pytest.mark.parametrize("wanted", OFF_SITE)
+async def test_the_login_page_does_not_carry_an_off_site_next(client, account, wanted):
+    await account("alice")
+    page = await (await client.get("/login", params={"next": wanted}, headers=BROWSER)).text()
+    assert '<input type="hidden" name="next" value="/">' in page
+
+
+@pytest.mark.parametrize("wanted, landed", [
+    ("/info?name=a%20b.wav", "/info?name=a%20b.wav"),
+    ("/list?q=caf%C3%A9", "/list?q=caf%C3%A9"),
+    # Not as sent, but where it pointed: on this server, in a header's characters.
+    ("/info?name=café.wav", "/info?name=caf%C3%A9.wav"),
+])
+async def test_sign_in_keeps_a_next_on_this_server_as_it_was(client, account, wanted, landed):
+    await account("alice")
+    response = await client.post("/login", headers=BROWSER, allow_redirects=False,
+                                 data={"name": "alice", "password": PASSWORD, "next": wanted})
+    assert response.headers["Location"] == landed
+
+
 async def test_wrong_password_and_unknown_account_get_the_same_answer(client, account):
     await account("alice")
     wrong_password = await sign_in(client, "alice", "not the password")
