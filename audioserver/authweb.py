@@ -49,11 +49,12 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
 async def csrf_middleware(request: web.Request, handler) -> web.StreamResponse:
     if request.method in SAFE_METHODS:
         return await handler(request)
+    # First, whoever is signed in: a page on another site has no business
+    # changing anything here (an open server on this machine, say), and a
+    # token that leaked to it must not be enough either.
+    _check_same_origin(request)
     session = request.get(session_key)
     if session is None:
-        # Not signed in by a cookie. A browser on another site may still
-        # post here (an open server on this machine, say): refuse that.
-        _check_same_origin(request)
         return await handler(request)
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.content_type in FORM_TYPES:

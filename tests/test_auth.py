@@ -486,6 +486,32 @@ async def test_session_requests_need_the_csrf_token(client, account):
     assert deleted.status == 204
 
 
+@pytest.mark.parametrize("headers", [
+    {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},
+    {"Origin": "http://evil.example"},
+    {"Origin": "null"},
+])
+async def test_a_cross_site_request_with_a_session_is_refused_whatever_token_it_has(
+        client, account, headers):
+    alice = await account("alice")
+    await put(client, "a.wav", alice)
+    cookie, csrf = await browser_session(client, "alice")
+    forged = await client.post("/visibility", headers={**JSON, **cookie, **headers},
+                               data={"name": "a.wav", "visibility": "private",
+                                     "csrf_token": csrf})
+    assert forged.status == 403
+    assert "another site" in (await forged.json())["detail"]
+    info = await client.get("/info", params={"name": "a.wav"}, headers={**JSON, **alice})
+    assert (await info.json())["visibility"] == "public"
+    # The same request from the server's own page goes through.
+    own_page = {"Origin": f"http://{client.host}:{client.port}", "Sec-Fetch-Site": "same-origin"}
+    changed = await client.post("/visibility", headers={**JSON, **cookie, **own_page},
+                                data={"name": "a.wav", "visibility": "private",
+                                      "csrf_token": csrf})
+    assert changed.status == 200
+
+
 async def test_a_multipart_upload_carries_the_token_before_its_files(client, account):
     await account("alice")
     cookie, csrf = await browser_session(client, "alice")
