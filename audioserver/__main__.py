@@ -12,8 +12,8 @@ from .errors import StartupError
 from .importer import import_paths
 from .serving import LOG_FORMAT, serve
 from .settings import (AUTH_MODES, ENVIRONMENT, VISIBILITIES, Config,
-                       defaults_from_environment, parse_address, parse_rate, parse_seconds,
-                       parse_size)
+                       defaults_from_environment, parse_address, parse_allowed_host,
+                       parse_rate, parse_seconds, parse_size)
 
 
 def build_parser(defaults: dict) -> argparse.ArgumentParser:
@@ -47,6 +47,11 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
                         metavar="ADDRESS", type=_flag(parse_address),
                         help="a reverse proxy's address, whose X-Forwarded-For names the client "
                         "(repeatable; default: none, the peer is the client)")
+    parser.add_argument("--allowed-host", action="append", dest="allowed_hosts",
+                        metavar="NAME", type=_flag(parse_allowed_host),
+                        help="a name browsers reach the server by, beside the address it "
+                        "listens on; requests for other names are refused (repeatable; "
+                        "'*' turns the check off)")
     parser.add_argument("--header-timeout", type=_flag(parse_seconds),
                         default=defaults["header_timeout"], metavar="SECONDS",
                         help="a request's headers must arrive within this (default %(default)g)")
@@ -111,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     given = {name: value for name, value in vars(args).items() if name in builtin}
     # --trusted-proxy appends: none given leaves the variable's (or no) proxies.
     given["trusted_proxies"] = tuple(args.trusted_proxies or defaults["trusted_proxies"])
+    given["allowed_hosts"] = tuple(args.allowed_hosts or defaults["allowed_hosts"])
     config = Config(**given)
     # The commands report what they do themselves; the server logs it.
     level = logging.INFO if args.command is None else logging.WARNING

@@ -30,3 +30,14 @@ def is_https(request: web.Request) -> bool:
         return False
     proto = request.headers.get("X-Forwarded-Proto", "").split(",")[-1].strip().lower()
     return proto == "https"
+
+
+def requested_host(request: web.Request) -> str | None:
+    """The Host the client asked for, port and all: behind a trusted proxy
+    its X-Forwarded-Host (the right-most entry, the one it wrote) when it
+    sends one, else the Host header; None without either (HTTP/1.0)."""
+    if (request.remote or "") in request.app[config_key].trusted_proxies:
+        forwarded = request.headers.get("X-Forwarded-Host", "").split(",")[-1].strip()
+        if forwarded:
+            return forwarded
+    return request.headers.get("Host")

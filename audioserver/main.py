@@ -6,6 +6,7 @@ from .accountdb import Accounts
 from .auth import Auth
 from .authweb import auth_middleware, csrf_middleware
 from .bodies import form_middleware
+from .hosts import host_middleware
 from .library import open_library
 from .middlewares import error_middleware
 from .ratelimit import RateLimiter, SharedBuckets
@@ -49,9 +50,10 @@ async def ratelimit_ctx(app: web.Application):
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(
-        # Outermost first: errors become problems; then who is asking, what
-        # it costs them, forms read and parsed, then CSRF.
-        middlewares=[error_middleware, auth_middleware, ratelimit_middleware,
+        # Outermost first: errors become problems; a Host that is not ours
+        # goes no further; then who is asking, what it costs them, forms
+        # read and parsed, then CSRF.
+        middlewares=[error_middleware, host_middleware, auth_middleware, ratelimit_middleware,
                      form_middleware, csrf_middleware],
         handler_args={
             "read_bufsize": READ_BUFSIZE,

@@ -15,7 +15,8 @@ HTML = "text/html"
 
 # What each error means here, for the responses that may carry it.
 ERRORS = {
-    400: "A parameter or the body is wrong; `detail` says which and how",
+    400: "A parameter or the body is wrong, or the Host is not a name this server answers "
+         "to (--allowed-host); `detail` says which and how",
     401: "Not signed in, or a wrong API token (--auth users)",
     403: "Not allowed: another's file, or a browser request without its CSRF token",
     404: "No such file, or a private file of someone else's",
@@ -36,9 +37,9 @@ def _ref(kind: str, name: str) -> dict:
 
 
 def _problems(*codes: int) -> dict:
-    # Every operation can meet the rate limit, and a wrong API token.
+    # Every operation can meet the Host check, the rate limit, and a wrong API token.
     return {str(code): _ref("responses", f"Problem{code}")
-            for code in sorted({*codes, 401, 429})}
+            for code in sorted({*codes, 400, 401, 429})}
 
 
 def _query(name: str, schema: dict, description: str, required: bool = False, **extra) -> dict:

@@ -5,6 +5,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +44,14 @@ DEFAULT_UPLOAD_RATE = "120/min"
 DEFAULT_HEADER_TIMEOUT = 15.0
 DEFAULT_BODY_TIMEOUT = 30.0
 DEFAULT_BODY_MIN_RATE = 1024
+
+# DNS rebinding (see hosts.py): the names a Host header may carry. Only this
+# machine reaches a loopback server, by these; a server listening on every
+# address answers to any address, since a rebound page always comes by name.
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+WILDCARD_ADDRESSES = ("0.0.0.0", "::", "")
+# --allowed-host '*': answer to any name (the check is off).
+ANY_HOST = "*"
 
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|min|minute|h|hour)\s*$", re.IGNORECASE)
 _PERIODS = {"s": (1, "second"), "sec": (1, "second"), "second": (1, "second"),
@@ -113,6 +122,43 @@ def parse_addresses(text: str) -> tuple[str, ...]:
     return tuple(parse_address(part) for part in text.split(",") if part.strip())
 
 
+_HOST_NAME_RE = re.compile(r"^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?$")
+
+
+def parse_host_name(text: str) -> str:
+    """A host name or address, as a Host header's would be compared with it:
+    lower case, IDNA (bücher.example is xn--bcher-kva.example), no trailing
+    dot; an address as Python writes it, an IPv6 one without brackets."""
+    name = text.strip().lower()
+    if name.startswith("[") and name.endswith("]"):
+        address = ipaddress.ip_address(name[1:-1])  # ValueError names it
+        if address.version != 6:
+            raise ValueError(f"{text!r}: only IPv6 addresses go in brackets")
+        return str(address)
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        pass
+    try:
+        name = name.removesuffix(".").encode("idna").decode("ascii")
+    except UnicodeError:
+        name = ""
+    if not _HOST_NAME_RE.match(name) or ".." in name:
+        raise ValueError(f"{text!r} is not a host name (give the name alone, "
+                         "without a scheme, a port or a path)")
+    return name
+
+
+def parse_allowed_host(text: str) -> str:
+    """A host name for --allowed-host, or '*' for any."""
+    return ANY_HOST if text.strip() == ANY_HOST else parse_host_name(text)
+
+
+def parse_allowed_hosts(text: str) -> tuple[str, ...]:
+    """A comma-separated list of them (--allowed-host's variable)."""
+    return tuple(parse_allowed_host(part) for part in text.split(",") if part.strip())
+
+
 @dataclass(frozen=True)
 class Config:
     host: str = DEFAULT_HOST
@@ -137,6 +183,9 @@ class Config:
     setup_code: str | None = None
     # Proxies whose X-Forwarded-For names the client (--trusted-proxy).
     trusted_proxies: tuple[str, ...] = ()
+    # Names the server answers to beside its own address (--allowed-host),
+    # as parse_allowed_host gives them; "*" for any.
+    allowed_hosts: tuple[str, ...] = ()
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     body_min_rate: int = DEFAULT_BODY_MIN_RATE
@@ -158,6 +207,23 @@ class Config:
         if self.auth is not None:
             return self.auth
         return "open" if is_loopback(self.host) else "users"
+
+    @cached_property
+    def host_names(self) -> tuple[str, ...]:
+        """Every name a request's Host may carry; with listens_everywhere,
+        any address too. Worked out once, as the Host check compares them."""
+        names = list(self.allowed_hosts)
+        try:
+            names.append(parse_host_name(self.host))
+        except ValueError:
+            pass  # the wildcard "", which listens_everywhere covers
+        if self.listens_everywhere or is_loopback(self.host):
+            names.extend(LOOPBACK_NAMES)
+        return tuple(dict.fromkeys(names))
+
+    @property
+    def listens_everywhere(self) -> bool:
+        return self.host in WILDCARD_ADDRESSES
 
 
 def is_loopback(host: str) -> bool:
@@ -195,6 +261,7 @@ ENVIRONMENT = {
     "write_rate": ("AUDIOSERVER_WRITE_RATE", parse_rate),
     "upload_rate": ("AUDIOSERVER_UPLOAD_RATE", parse_rate),
     "trusted_proxies": ("AUDIOSERVER_TRUSTED_PROXIES", parse_addresses),
+    "allowed_hosts": ("AUDIOSERVER_ALLOWED_HOSTS", parse_allowed_hosts),
     "header_timeout": ("AUDIOSERVER_HEADER_TIMEOUT", parse_seconds),
     "body_timeout": ("AUDIOSERVER_BODY_TIMEOUT", parse_seconds),
     "body_min_rate": ("AUDIOSERVER_BODY_MIN_RATE", parse_size),

@@ -96,7 +96,7 @@ def closed_by_server(sock: socket.socket) -> bool:
 def test_connections_that_trickle_their_headers_are_dropped(strict_server):
     slow = [connect(strict_server) for _ in range(50)]
     for sock in slow:
-        sock.sendall(b"GET /list HTTP/1.1\r\nHost: x\r\n")
+        sock.sendall(b"GET /list HTTP/1.1\r\nHost: 127.0.0.1\r\n")
     started = time.monotonic()
     open_ = set(slow)
     served_meanwhile = False
@@ -125,7 +125,7 @@ def test_connections_that_trickle_their_headers_are_dropped(strict_server):
 def test_a_body_that_trickles_is_cut_off_and_leaves_nothing(strict_server):
     data = audiofiles.wav(2.0)
     sock = connect(strict_server)
-    sock.sendall(b"PUT /upload?name=slow.wav HTTP/1.1\r\nHost: x\r\n"
+    sock.sendall(b"PUT /upload?name=slow.wav HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                  b"Content-Length: %d\r\n\r\n" % len(data) + data[:1000])
     started, sent, answer = time.monotonic(), 1000, b""
     while time.monotonic() - started < 10 and not answer:
@@ -149,7 +149,7 @@ def test_a_slow_but_steady_upload_gets_through(strict_server):
     """Above the floor is fine, however long it takes overall."""
     data = audiofiles.wav(1.0)  # 88 KB at 40 KB/s: two seconds and more
     sock = connect(strict_server)
-    sock.sendall(b"PUT /upload?name=steady.wav HTTP/1.1\r\nHost: x\r\n"
+    sock.sendall(b"PUT /upload?name=steady.wav HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                  b"Content-Length: %d\r\n\r\n" % len(data))
     for offset in range(0, len(data), 4096):
         sock.sendall(data[offset:offset + 4096])
@@ -161,7 +161,7 @@ def test_a_slow_but_steady_upload_gets_through(strict_server):
 
 def test_a_form_that_trickles_is_cut_off(strict_server):
     sock = connect(strict_server)
-    sock.sendall(b"POST /delete HTTP/1.1\r\nHost: x\r\n"
+    sock.sendall(b"POST /delete HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                  b"Content-Type: application/x-www-form-urlencoded\r\n"
                  b"Content-Length: 100\r\n\r\nname=")
     sock.settimeout(6)

@@ -1,6 +1,7 @@
 import pytest
 
-from audioserver.settings import defaults_from_environment, parse_size
+from audioserver.settings import (Config, defaults_from_environment, parse_allowed_hosts,
+                                  parse_host_name, parse_size)
 from audioserver.templating import format_duration, format_size
 
 
@@ -39,3 +40,36 @@ def test_durations_for_people(seconds, shown):
 ])
 def test_sizes_for_people(size, shown):
     assert format_size(size) == shown
+
+
+@pytest.mark.parametrize("text, name", [
+    ("Music.Example", "music.example"), ("music.example.", "music.example"),
+    ("Bücher.example", "xn--bcher-kva.example"), ("[::1]", "::1"), ("0:0::1", "::1"),
+    ("127.0.0.1", "127.0.0.1"), ("my_nas", "my_nas"),
+])
+def test_host_names_are_written_as_a_host_header_compares_them(text, name):
+    assert parse_host_name(text) == name
+
+
+@pytest.mark.parametrize("text", ["", "music.example:8080", "http://music.example", "a..b",
+                                  "[127.0.0.1]", "-", "a b", "*.example"])
+def test_what_is_not_a_host_name_says_so(text):
+    with pytest.raises(ValueError):
+        parse_host_name(text)
+
+
+def test_allowed_hosts_come_as_a_list_or_a_star():
+    assert parse_allowed_hosts("NAS.example, *,") == ("nas.example", "*")
+
+
+@pytest.mark.parametrize("host, names", [
+    ("127.0.0.1", ("127.0.0.1", "localhost", "::1")),
+    ("::1", ("::1", "localhost", "127.0.0.1")),
+    ("localhost", ("localhost", "127.0.0.1", "::1")),
+    ("192.0.2.7", ("192.0.2.7",)),
+    ("0.0.0.0", ("0.0.0.0", "localhost", "127.0.0.1", "::1")),
+])
+def test_the_names_served_follow_the_address_listened_on(host, names):
+    assert set(Config(host=host).host_names) == set(names)
+    assert set(Config(host=host, allowed_hosts=("nas.example",)).host_names) == {
+        *names, "nas.example"}
