@@ -14,7 +14,7 @@ from yarl import URL
 
 from .auth import SESSION_COOKIE
 from .bodies import FORM_TYPES, is_upload
-from .clients import is_https
+from .clients import is_https, requested_host
 from .errors import Forbidden, Unauthorized
 from .ratelimitweb import charge
 from .typedefs import auth_key, csrf_pending_key, session_key, user_key
@@ -82,8 +82,10 @@ def _check_same_origin(request: web.Request) -> None:
         cross = site not in ("same-origin", "none")
     else:
         origin = request.headers.get("Origin")
+        # Behind a trusted proxy, the host the browser asked for is the
+        # forwarded one; Host names the proxy's way to us.
         cross = origin is not None and (origin == "null"
-                                        or URL(origin).raw_authority != request.host)
+                                        or URL(origin).raw_authority != requested_host(request))
     if cross:
         raise Forbidden("a page on another site may not change this server's files")
 

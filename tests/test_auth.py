@@ -553,6 +553,19 @@ async def test_a_same_site_form_may_sign_in(client, account):
     assert response.status == 200
 
 
+async def test_behind_a_trusted_proxy_the_origin_is_compared_with_the_forwarded_host(
+        aiohttp_client, config):
+    app = create_app(replace(config, trusted_proxies=("127.0.0.1",),
+                             allowed_hosts=("music.example",)))
+    client = await aiohttp_client(app, cookie_jar=aiohttp.DummyCookieJar())
+    await app[auth_key].add_user(User("alice", "user"), PASSWORD)
+    proxied = {"Host": "backend:8080", "X-Forwarded-Host": "music.example"}
+    own = await sign_in(client, "alice", **proxied, Origin="https://music.example")
+    assert own.status == 200
+    other = await sign_in(client, "alice", **proxied, Origin="https://evil.example")
+    assert other.status == 403
+
+
 # Setting up the first admin
 
 
