@@ -29,7 +29,8 @@ async def host_middleware(request: web.Request, handler) -> web.StreamResponse:
 def _check_host(config: Config, host: str) -> None:
     name = host_name(host)
     if name is None:
-        raise BadRequest(f"the Host header {host!r} is not a host name and port")
+        raise BadRequest(f"the host asked for, {host!r}, is not a host name and port",
+                         host=host)
     if not is_served(config, name):
         raise BadRequest(
             f"this server does not answer to the name {name!r}: a page on another site may "
@@ -55,15 +56,17 @@ def host_name(host: str) -> str | None:
     else:
         name, colon, port = host.partition(":")
         rest = colon + port
-    # The port may be empty ("localhost:"), as RFC 3986 allows.
-    port = rest[1:]
-    if not name or (rest and not (rest.startswith(":") and (port.isascii() and port.isdigit()
-                                                            or port == ""))):
+    if not name or (rest and not (rest.startswith(":") and _is_port(rest[1:]))):
         return None
     try:
         return parse_host_name(name)
     except ValueError:
         return None
+
+
+def _is_port(text: str) -> bool:
+    # It may be empty ("localhost:"), as RFC 3986 allows.
+    return text == "" or (text.isascii() and text.isdigit())
 
 
 def _is_address(name: str) -> bool:
