@@ -27,6 +27,14 @@ FALLBACK_CONTENT_TYPE = "application/octet-stream"
 # Decode this many frames at a time for peaks, whatever the file's length.
 PEAKS_BLOCK_FRAMES = 1 << 16
 INT16_MAX = 32767
+# libsndfile's words for these codes describe the file, not its bytes, and
+# mislead: the file is there and regular, it is the audio in it that is bad.
+SFE_SYSTEM = 2  # "System error.": the file could not be opened
+SFE_BAD_FILE = 7  # "File does not exist or is not a regular file (possibly a pipe?)."
+LIBSNDFILE_REASONS = {
+    SFE_SYSTEM: "the file could not be opened",
+    SFE_BAD_FILE: "it starts like audio, but what follows is not readable audio",
+}
 
 
 class ProbeFailed(Exception):
@@ -37,11 +45,8 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     """Read the audio metadata of the file at `path`, decided by content."""
     try:
         info = soundfile.info(path)
-    except soundfile.LibsndfileError as exc:
-        # error_string leaves out the temporary path, which means nothing to a client.
-        raise ProbeFailed(f"libsndfile says: {exc.error_string}") from None
-    except RuntimeError as exc:
-        raise ProbeFailed(f"libsndfile says: {exc}") from None
+    except (RuntimeError, OSError) as exc:
+        raise ProbeFailed(_reason(exc, path)) from None
     if info.channels <= 0 or info.samplerate <= 0:
         raise ProbeFailed("it has no channels or no sample rate")
     frames = info.frames
@@ -96,8 +101,8 @@ def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dic
                 lows[stretch] = np.minimum(lows[stretch], np.minimum.reduceat(mono, starts))
                 highs[stretch] = np.maximum(highs[stretch], np.maximum.reduceat(mono, starts))
                 position += len(mono)
-    except (soundfile.LibsndfileError, RuntimeError) as exc:
-        raise ProbeFailed(f"libsndfile says: {exc}") from None
+    except (RuntimeError, OSError) as exc:
+        raise ProbeFailed(_reason(exc, path)) from None
     # Stretches the decoder never reached (a short stream) are silence.
     lows[np.isinf(lows)] = 0
     highs[np.isinf(highs)] = 0
@@ -108,6 +113,19 @@ def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dic
         "samples_per_pixel": max(1, round(frames / points)), "bits": 16, "length": points,
         "data": data.tolist(),
     }
+
+
+def _reason(exc: Exception, path: str | os.PathLike) -> str:
+    """Why libsndfile or the system refused `path`, in words for the client.
+
+    Their own messages name the path they were given, which is the server's
+    business: it goes to the log, never into an answer."""
+    log.warning("reading %s failed: %s", path, exc)
+    if isinstance(exc, soundfile.LibsndfileError):
+        return LIBSNDFILE_REASONS.get(exc.code, f"libsndfile says: {exc.error_string}")
+    if isinstance(exc, OSError):
+        return f"the file could not be opened ({exc.strerror or type(exc).__name__})"
+    return f"libsndfile says: {str(exc).replace(os.fspath(path), 'the file')}"
 
 
 @contextmanager
@@ -122,8 +140,11 @@ def _open_for_decoding(path: str | os.PathLike, format: str):
         with soundfile.SoundFile(path) as audio:
             yield audio
         return
+    # Opened here, so a file that cannot be opened is an error of this call,
+    # not of the feeder thread, whose end of the pipe would then never close.
+    source = open(path, "rb")
     read_end, write_end = os.pipe()
-    feeder = threading.Thread(target=_feed, args=(path, write_end), daemon=True)
+    feeder = threading.Thread(target=_feed, args=(source, write_end), daemon=True)
     feeder.start()
     try:
         with soundfile.SoundFile(read_end, closefd=True) as audio:
@@ -132,8 +153,8 @@ def _open_for_decoding(path: str | os.PathLike, format: str):
         feeder.join()
 
 
-def _feed(path: str | os.PathLike, write_end: int) -> None:
-    with open(path, "rb") as source, os.fdopen(write_end, "wb") as pipe:
+def _feed(source, write_end: int) -> None:
+    with source, os.fdopen(write_end, "wb") as pipe:
         try:
             shutil.copyfileobj(source, pipe, PEAKS_BLOCK_FRAMES)
         except BrokenPipeError:

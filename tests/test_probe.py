@@ -42,6 +42,16 @@ async def test_a_hung_parser_is_killed_and_replaced(pool, tmp_path):
     assert (await pool.probe(path, "fine.wav")).frames == 44100
 
 
+async def test_a_timeout_is_logged_with_its_reason(pool, tmp_path, caplog):
+    fifo = tmp_path / "hang.wav"
+    os.mkfifo(fifo)
+    with pytest.raises(NotAudio):
+        await pool.probe(fifo, "hang.wav")
+    [record] = [r for r in caplog.records if "the worker is replaced" in r.getMessage()]
+    assert "failed: ;" not in record.getMessage()
+    assert "no answer within 2 s" in record.getMessage()
+
+
 async def test_a_crashed_parser_costs_one_415(pool, tmp_path):
     fifo = tmp_path / "crash.wav"
     os.mkfifo(fifo)

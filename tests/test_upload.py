@@ -3,6 +3,7 @@ import io
 import os
 
 import aiohttp
+import numpy as np
 import pytest
 
 import audiofiles
@@ -134,6 +135,15 @@ async def test_not_audio_is_415_and_nothing_is_kept(upload, library, data, why):
     assert "x.wav" in body["detail"]
     assert stored_files(library) == []
     assert not await library.db.exists("x.wav")
+
+
+async def test_a_sync_word_then_garbage_is_not_readable_audio(upload, library):
+    # libsndfile takes it for an MP3 and then calls it "not a regular file".
+    data = b"\xff\xfb\x90\x64" + np.random.default_rng(1).bytes(20_000)
+    body = await problem_of(await upload("x.mp3", data), 415)
+    assert "not readable audio" in body["detail"]
+    assert "regular file" not in body["detail"] and "pipe" not in body["detail"]
+    assert stored_files(library) == []
 
 
 async def test_taken_name_is_409_and_the_first_file_stays(client, upload):

@@ -173,3 +173,17 @@ async def test_a_delete_during_the_computation_leaves_nothing_behind(client, upl
     monkeypatch.setattr(library.probes, "peaks", compute_then_delete)
     assert (await peaks(client)).status == 200
     assert list(library.storage.audio_dir.iterdir()) == []
+
+
+async def test_a_stored_file_that_cannot_be_opened_shows_no_path(client, upload, library,
+                                                                browser_headers, tmp_path):
+    for name, data in (("a.wav", audiofiles.wav()), ("b.mp3", audiofiles.lame_mp3(1.0))):
+        await upload(name, data)
+        record = await library.db.get(name)
+        library.storage.path(record.storage_key).unlink()  # lost behind the server's back
+        for headers in (None, browser_headers):
+            response = await peaks(client, name, headers=headers)
+            assert response.status >= 400
+            text = await response.text()
+            assert name in text
+            assert str(tmp_path) not in text and "/audio/" not in text
