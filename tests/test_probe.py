@@ -91,3 +91,24 @@ async def test_a_cancelled_probe_leaves_the_pool_usable(pool, tmp_path):
     path = tmp_path / "fine.wav"
     path.write_bytes(audiofiles.wav())
     assert (await pool.probe(path, "fine.wav")).channels == 1
+
+
+async def test_an_mp3_followed_by_junk_is_measured_without_a_timeout(tmp_path):
+    # 64 MB of 0xFF: every byte a sync byte, none a header. Walked byte by
+    # byte in Python this outlasted the parser's time limit.
+    pool = ProbePool(size=1, timeout=20.0)
+    try:
+        path = tmp_path / "junk.mp3"
+        with open(path, "wb") as file:
+            file.write(audiofiles.lame_mp3(1.0, vbr=False))
+            for _ in range(64):
+                file.write(b"\xff" * (1 << 20))
+        info = await pool.probe(path, "junk.mp3")
+        assert info.format == "MP3"
+        assert info.frames / info.samplerate == pytest.approx(1.0, abs=0.1)
+        [worker] = workers()
+        path.write_bytes(audiofiles.wav())
+        await pool.probe(path, "fine.wav")
+        assert [w.pid for w in workers()] == [worker.pid]  # never killed
+    finally:
+        await pool.close()
