@@ -27,6 +27,19 @@ FALLBACK_CONTENT_TYPE = "application/octet-stream"
 # Decode this many frames at a time for peaks, whatever the file's length.
 PEAKS_BLOCK_FRAMES = 1 << 16
 INT16_MAX = 32767
+# The most sample frames one byte can hold, from each format's most compact
+# encoding. A header that claims more is a lie (or "unknown", which libsndfile
+# reports as the largest count there is), and the frames are counted by decoding.
+MOST_FRAMES_PER_BYTE = {
+    # A block of 65,535 samples of one constant channel is a 12-byte frame.
+    "FLAC": 65535 // 12,
+    # 120 ms of Opus at 48 kHz in an empty packet: one lacing byte.
+    "OGG": 5760,
+    # MPEG-2 Layer III at 8 kbit/s and 24 kHz: 576 samples in a 24-byte frame.
+    "MP3": 24,
+}
+# One bit a frame: fewer than any PCM or ADPCM subtype libsndfile writes.
+DEFAULT_MOST_FRAMES_PER_BYTE = 8
 # libsndfile's words for these codes describe the file, not its bytes, and
 # mislead: the file is there and regular, it is the audio in it that is bad.
 SFE_SYSTEM = 2  # "System error.": the file could not be opened
@@ -52,6 +65,11 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     frames = info.frames
     if info.format == "MP3":
         frames = _mp3_frames(path, info.frames)
+    if frames > os.path.getsize(path) * MOST_FRAMES_PER_BYTE.get(
+            info.format, DEFAULT_MOST_FRAMES_PER_BYTE):
+        log.warning("%s: the header claims %d frames, more than its bytes hold; decoding",
+                    path, frames)
+        frames = _decoded_frames(path, info.format)
     return AudioInfo(
         frames=frames,
         samplerate=info.samplerate,
@@ -75,6 +93,19 @@ def _mp3_frames(path, libsndfile_frames: int) -> int:
             path, count.header_frames, count.mpeg_frames,
         )
     return count.frames
+
+
+def _decoded_frames(path: str | os.PathLike, format: str) -> int:
+    """The frames that decode, counted: for a header that cannot be believed.
+    As long as the file, so the probe's time limit bounds it."""
+    frames = 0
+    try:
+        with _open_for_decoding(path, format) as audio:
+            while count := len(audio.read(PEAKS_BLOCK_FRAMES, dtype="int16")):
+                frames += count
+    except (RuntimeError, OSError) as exc:
+        raise ProbeFailed(_reason(exc, path)) from None
+    return frames
 
 
 def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dict:
@@ -130,12 +161,22 @@ def _reason(exc: Exception, path: str | os.PathLike) -> str:
 
 @contextmanager
 def _open_for_decoding(path: str | os.PathLike, format: str):
-    """Open `path` for reading to its real end.
+    """Open `path` for reading to its real end, forward only.
 
-    libsndfile stops reading an MP3 at the length it guessed, which for VBR
-    without a header is far too short; from a pipe it cannot guess and reads
-    to the end, so MP3s are fed through one.
+    soundfile seeks to where each read ended, and libsndfile cannot seek past
+    the end a header claimed (a lying FLAC's, an MP3's Xing count) when the
+    audio ends before it: the last read then fails, so nothing is sought.
     """
+    with _decoder(path, format) as audio:
+        audio.seekable = lambda: False
+        yield audio
+
+
+@contextmanager
+def _decoder(path: str | os.PathLike, format: str):
+    """libsndfile stops reading an MP3 at the length it guessed, which for VBR
+    without a header is far too short; from a pipe it cannot guess and reads
+    to the end, so MP3s are fed through one."""
     if format != "MP3":
         with soundfile.SoundFile(path) as audio:
             yield audio

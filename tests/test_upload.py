@@ -124,6 +124,48 @@ async def test_vbr_mp3_without_header_gets_its_true_duration(upload):
     assert (await response.json())["duration"] == pytest.approx(45.0, abs=0.1)
 
 
+@pytest.mark.parametrize("claimed", [10 * 3600 * 44100, 0], ids=["ten-hours", "unknown"])
+async def test_a_flac_header_claiming_more_than_its_bytes_hold_is_not_believed(
+        client, upload, claimed):
+    response = await upload("lies.flac", audiofiles.flac_claiming(1.0, claimed))
+    assert response.status == 201, await response.text()
+    meta = await response.json()
+    assert (meta["frames"], meta["duration"]) == (44100, 1.0)
+    listed = await client.get("/list", params={"maxduration": "10"})
+    assert [item["name"] for item in await listed.json()] == ["lies.flac"]
+    listed = await client.get("/list", params={"minduration": "3600"})
+    assert await listed.json() == []
+
+
+async def test_an_ogg_granule_claiming_more_than_its_bytes_hold_is_not_believed(upload):
+    data = audiofiles.encode(1.0, "OGG", "OPUS", samplerate=48000)
+    response = await upload("lies.opus", ogg_with_last_granule(data, 10 * 3600 * 48000))
+    assert response.status == 201, await response.text()
+    # Decoded, without the end trimming only the (lying) granule could give.
+    assert (await response.json())["duration"] == pytest.approx(1.0, abs=0.02)
+
+
+def ogg_with_last_granule(data: bytes, granule: int) -> bytes:
+    """`data` with its last Ogg page's granule position replaced, and the
+    page's checksum made right again (libogg drops a page whose is wrong)."""
+    data = bytearray(data)
+    page = data.rfind(b"OggS")
+    data[page + 6:page + 14] = granule.to_bytes(8, "little")
+    data[page + 22:page + 26] = bytes(4)  # the checksum covers the page with it zeroed
+    data[page + 22:page + 26] = ogg_crc(data[page:]).to_bytes(4, "little")
+    return bytes(data)
+
+
+def ogg_crc(data: bytes) -> int:
+    """CRC-32 as Ogg has it: polynomial 0x04C11DB7, not reflected, from zero."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7 if crc & 0x80000000 else crc << 1) & 0xFFFFFFFF
+    return crc
+
+
 @pytest.mark.parametrize("data, why", [
     (b"just some text, not audio\n" * 100, "text"),
     (b"", "empty"),
