@@ -65,6 +65,8 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     frames = info.frames
     if info.format == "MP3":
         frames = _mp3_frames(path, info.frames)
+    elif info.format == "FLAC":
+        frames = _flac_frames(path, info.frames)
     if frames > os.path.getsize(path) * MOST_FRAMES_PER_BYTE.get(
             info.format, DEFAULT_MOST_FRAMES_PER_BYTE):
         log.warning("%s: the header claims %d frames, more than its bytes hold; decoding",
@@ -93,6 +95,20 @@ def _mp3_frames(path, libsndfile_frames: int) -> int:
             path, count.header_frames, count.mpeg_frames,
         )
     return count.frames
+
+
+def _flac_frames(path, libsndfile_frames: int) -> int:
+    """libsndfile believes STREAMINFO's count, which may be 0 or a lie: the
+    last frame's position says how long the stream is."""
+    from .flac import count_flac_frames
+
+    count = count_flac_frames(path)
+    if count is None:
+        return libsndfile_frames
+    if count != libsndfile_frames:
+        log.warning("%s: the FLAC header claims %d frames but the last frame ends at %d; "
+                    "using the frames", path, libsndfile_frames, count)
+    return count
 
 
 def _decoded_frames(path: str | os.PathLike, format: str) -> int:

@@ -124,17 +124,28 @@ async def test_vbr_mp3_without_header_gets_its_true_duration(upload):
     assert (await response.json())["duration"] == pytest.approx(45.0, abs=0.1)
 
 
-@pytest.mark.parametrize("claimed", [10 * 3600 * 44100, 0], ids=["ten-hours", "unknown"])
+@pytest.mark.parametrize("claimed", [10 * 3600 * 44100, 0, 100 * 44100],
+                         ids=["ten-hours", "unknown", "a-believable-lie"])
 async def test_a_flac_header_claiming_more_than_its_bytes_hold_is_not_believed(
         client, upload, claimed):
     response = await upload("lies.flac", audiofiles.flac_claiming(1.0, claimed))
     assert response.status == 201, await response.text()
     meta = await response.json()
-    assert (meta["frames"], meta["duration"]) == (44100, 1.0)
+    assert (meta["frames"], meta["duration"]) == (44100, 1.0)  # as the last frame says
     listed = await client.get("/list", params={"maxduration": "10"})
     assert [item["name"] for item in await listed.json()] == ["lies.flac"]
-    listed = await client.get("/list", params={"minduration": "3600"})
+    listed = await client.get("/list", params={"minduration": "50"})
     assert await listed.json() == []
+
+
+async def test_a_flac_whose_last_frame_says_nothing_is_decoded_to_count(upload):
+    # STREAMINFO says "unknown", and that the block size varies: then the
+    # frame headers number frames, not samples, and only decoding can count.
+    data = bytearray(audiofiles.flac_claiming(1.0, 0))
+    data[8:10] = (16).to_bytes(2, "big")  # STREAMINFO's minimum block size
+    response = await upload("unknown.flac", bytes(data))
+    assert response.status == 201, await response.text()
+    assert (await response.json())["frames"] == 44100
 
 
 async def test_an_ogg_granule_claiming_more_than_its_bytes_hold_is_not_believed(upload):
