@@ -59,7 +59,7 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     try:
         info = soundfile.info(path)
     except (RuntimeError, OSError) as exc:
-        raise ProbeFailed(_reason(exc, path)) from None
+        raise _failed(exc, path) from None
     if info.channels <= 0 or info.samplerate <= 0:
         raise ProbeFailed("it has no channels or no sample rate")
     frames = info.frames
@@ -120,7 +120,7 @@ def _decoded_frames(path: str | os.PathLike, format: str) -> int:
             while count := len(audio.read(PEAKS_BLOCK_FRAMES, dtype="int16")):
                 frames += count
     except (RuntimeError, OSError) as exc:
-        raise ProbeFailed(_reason(exc, path)) from None
+        raise _failed(exc, path) from None
     return frames
 
 
@@ -149,7 +149,7 @@ def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dic
                 highs[stretch] = np.maximum(highs[stretch], np.maximum.reduceat(mono, starts))
                 position += len(mono)
     except (RuntimeError, OSError) as exc:
-        raise ProbeFailed(_reason(exc, path)) from None
+        raise _failed(exc, path) from None
     # Stretches the decoder never reached (a short stream) are silence.
     lows[np.isinf(lows)] = 0
     highs[np.isinf(highs)] = 0
@@ -162,17 +162,19 @@ def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dic
     }
 
 
-def _reason(exc: Exception, path: str | os.PathLike) -> str:
-    """Why libsndfile or the system refused `path`, in words for the client.
+def _failed(exc: Exception, path: str | os.PathLike) -> ProbeFailed:
+    """The ProbeFailed for libsndfile's or the system's refusal of `path`.
 
     Their own messages name the path they were given, which is the server's
-    business: it goes to the log, never into an answer."""
+    business: it goes to the log, and the client gets words without it."""
     log.warning("reading %s failed: %s", path, exc)
     if isinstance(exc, soundfile.LibsndfileError):
-        return LIBSNDFILE_REASONS.get(exc.code, f"libsndfile says: {exc.error_string}")
-    if isinstance(exc, OSError):
-        return f"the file could not be opened ({exc.strerror or type(exc).__name__})"
-    return f"libsndfile says: {str(exc).replace(os.fspath(path), 'the file')}"
+        reason = LIBSNDFILE_REASONS.get(exc.code, f"libsndfile says: {exc.error_string}")
+    elif isinstance(exc, OSError):
+        reason = f"the file could not be opened ({exc.strerror or type(exc).__name__})"
+    else:
+        reason = f"libsndfile says: {str(exc).replace(os.fspath(path), 'the file')}"
+    return ProbeFailed(reason)
 
 
 @contextmanager
