@@ -62,24 +62,30 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         raise _failed(exc, path) from None
     if info.channels <= 0 or info.samplerate <= 0:
         raise ProbeFailed("it has no channels or no sample rate")
-    frames = info.frames
-    if info.format == "MP3":
-        frames = _mp3_frames(path, info.frames)
-    elif info.format == "FLAC":
-        frames = _flac_frames(path, info.frames)
-    if frames > os.path.getsize(path) * MOST_FRAMES_PER_BYTE.get(
-            info.format, DEFAULT_MOST_FRAMES_PER_BYTE):
-        log.warning("%s: the header claims %d frames, more than its bytes hold; decoding",
-                    path, frames)
-        frames = _decoded_frames(path, info.format)
     return AudioInfo(
-        frames=frames,
+        frames=_true_frames(path, info),
         samplerate=info.samplerate,
         channels=info.channels,
         format=info.format,
         subtype=info.subtype,
         content_type=CONTENT_TYPES.get(info.format, FALLBACK_CONTENT_TYPE),
     )
+
+
+def _true_frames(path: str | os.PathLike, info) -> int:
+    """The length in frames of `info` (soundfile.info's answer), which
+    libsndfile takes from the header on trust."""
+    frames = info.frames
+    if info.format == "MP3":
+        frames = _mp3_frames(path, frames)
+    elif info.format == "FLAC":
+        frames = _flac_frames(path, frames)
+    most = MOST_FRAMES_PER_BYTE.get(info.format, DEFAULT_MOST_FRAMES_PER_BYTE)
+    if frames > os.path.getsize(path) * most:
+        log.warning("%s: the header claims %d frames, more than its bytes hold; decoding",
+                    path, frames)
+        frames = _decoded_frames(path, info.format)
+    return frames
 
 
 def _mp3_frames(path, libsndfile_frames: int) -> int:
