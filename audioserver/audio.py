@@ -33,7 +33,8 @@ INT16_MAX = 32767
 MOST_FRAMES_PER_BYTE = {
     # A block of 65,535 samples of one constant channel is a 12-byte frame.
     "FLAC": 65535 // 12,
-    # 120 ms of Opus at 48 kHz in an empty packet: one lacing byte.
+    # Generous: an Opus packet holds at most 120 ms (5,760 samples at 48 kHz),
+    # a Vorbis one at most 4,096 new samples, and each takes a byte or more.
     "OGG": 5760,
     # MPEG-2 Layer III at 8 kbit/s and 24 kHz: 576 samples in a 24-byte frame.
     "MP3": 24,
