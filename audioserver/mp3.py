@@ -64,8 +64,7 @@ def _header_pattern() -> re.Pattern:
         b"\xff"
         + any_of(lambda b: b >> 5 == 0b111 and (b >> 3) & 0b11 != 0b01 and (b >> 1) & 0b11)
         + any_of(lambda b: b >> 4 not in (0, 15) and (b >> 2) & 0b11 != 3)
-        + any_of(lambda b: b & 0b11 != RESERVED_EMPHASIS),
-        re.DOTALL,
+        + any_of(lambda b: b & 0b11 != RESERVED_EMPHASIS)
     )
 
 
