@@ -27,6 +27,28 @@ FALLBACK_CONTENT_TYPE = "application/octet-stream"
 # Decode this many frames at a time for peaks, whatever the file's length.
 PEAKS_BLOCK_FRAMES = 1 << 16
 INT16_MAX = 32767
+# The most sample frames one byte can hold, from each format's most compact
+# encoding. A header that claims more is a lie (or "unknown", which libsndfile
+# reports as the largest count there is), and the frames are counted by decoding.
+MOST_FRAMES_PER_BYTE = {
+    # A block of 65,535 samples of one constant channel is a 12-byte frame.
+    "FLAC": 65535 // 12,
+    # Generous: an Opus packet holds at most 120 ms (5,760 samples at 48 kHz),
+    # a Vorbis one at most 4,096 new samples, and each takes a byte or more.
+    "OGG": 5760,
+    # MPEG-2 Layer III at 8 kbit/s and 24 kHz: 576 samples in a 24-byte frame.
+    "MP3": 24,
+}
+# One bit a frame: fewer than any PCM or ADPCM subtype libsndfile writes.
+DEFAULT_MOST_FRAMES_PER_BYTE = 8
+# libsndfile's words for these codes describe the file, not its bytes, and
+# mislead: the file is there and regular, it is the audio in it that is bad.
+SFE_SYSTEM = 2  # "System error.": the file could not be opened
+SFE_BAD_FILE = 7  # "File does not exist or is not a regular file (possibly a pipe?)."
+LIBSNDFILE_REASONS = {
+    SFE_SYSTEM: "the file could not be opened",
+    SFE_BAD_FILE: "it starts like audio, but what follows is not readable audio",
+}
 
 
 class ProbeFailed(Exception):
@@ -37,24 +59,34 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     """Read the audio metadata of the file at `path`, decided by content."""
     try:
         info = soundfile.info(path)
-    except soundfile.LibsndfileError as exc:
-        # error_string leaves out the temporary path, which means nothing to a client.
-        raise ProbeFailed(f"libsndfile says: {exc.error_string}") from None
-    except RuntimeError as exc:
-        raise ProbeFailed(f"libsndfile says: {exc}") from None
+    except (RuntimeError, OSError) as exc:
+        raise _failed(exc, path) from None
     if info.channels <= 0 or info.samplerate <= 0:
         raise ProbeFailed("it has no channels or no sample rate")
-    frames = info.frames
-    if info.format == "MP3":
-        frames = _mp3_frames(path, info.frames)
     return AudioInfo(
-        frames=frames,
+        frames=_true_frames(path, info),
         samplerate=info.samplerate,
         channels=info.channels,
         format=info.format,
         subtype=info.subtype,
         content_type=CONTENT_TYPES.get(info.format, FALLBACK_CONTENT_TYPE),
     )
+
+
+def _true_frames(path: str | os.PathLike, info) -> int:
+    """The length in frames of `info` (soundfile.info's answer), which
+    libsndfile takes from the header on trust."""
+    frames = info.frames
+    if info.format == "MP3":
+        frames = _mp3_frames(path, frames)
+    elif info.format == "FLAC":
+        frames = _flac_frames(path, frames)
+    most = MOST_FRAMES_PER_BYTE.get(info.format, DEFAULT_MOST_FRAMES_PER_BYTE)
+    if frames > os.path.getsize(path) * most:
+        log.warning("%s: the header claims %d frames, more than its bytes hold; decoding",
+                    path, frames)
+        frames = _decoded_frames(path, info.format)
+    return frames
 
 
 def _mp3_frames(path, libsndfile_frames: int) -> int:
@@ -70,6 +102,33 @@ def _mp3_frames(path, libsndfile_frames: int) -> int:
             path, count.header_frames, count.mpeg_frames,
         )
     return count.frames
+
+
+def _flac_frames(path, libsndfile_frames: int) -> int:
+    """libsndfile believes STREAMINFO's count, which may be 0 or a lie: the
+    last frame's position says how long the stream is."""
+    from .flac import count_flac_frames
+
+    count = count_flac_frames(path)
+    if count is None:
+        return libsndfile_frames
+    if count != libsndfile_frames:
+        log.warning("%s: the FLAC header claims %d frames but the last frame ends at %d; "
+                    "using the frames", path, libsndfile_frames, count)
+    return count
+
+
+def _decoded_frames(path: str | os.PathLike, format: str) -> int:
+    """The frames that decode, counted: for a header that cannot be believed.
+    As long as the file, so the probe's time limit bounds it."""
+    frames = 0
+    try:
+        with _open_for_decoding(path, format) as audio:
+            while count := len(audio.read(PEAKS_BLOCK_FRAMES, dtype="int16")):
+                frames += count
+    except (RuntimeError, OSError) as exc:
+        raise _failed(exc, path) from None
+    return frames
 
 
 def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dict:
@@ -96,8 +155,8 @@ def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dic
                 lows[stretch] = np.minimum(lows[stretch], np.minimum.reduceat(mono, starts))
                 highs[stretch] = np.maximum(highs[stretch], np.maximum.reduceat(mono, starts))
                 position += len(mono)
-    except (soundfile.LibsndfileError, RuntimeError) as exc:
-        raise ProbeFailed(f"libsndfile says: {exc}") from None
+    except (RuntimeError, OSError) as exc:
+        raise _failed(exc, path) from None
     # Stretches the decoder never reached (a short stream) are silence.
     lows[np.isinf(lows)] = 0
     highs[np.isinf(highs)] = 0
@@ -110,20 +169,48 @@ def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dic
     }
 
 
+def _failed(exc: Exception, path: str | os.PathLike) -> ProbeFailed:
+    """The ProbeFailed for libsndfile's or the system's refusal of `path`.
+
+    Their own messages name the path they were given, which is the server's
+    business: it goes to the log, and the client gets words without it."""
+    log.warning("reading %s failed: %s", path, exc)
+    if isinstance(exc, soundfile.LibsndfileError):
+        reason = LIBSNDFILE_REASONS.get(exc.code, f"libsndfile says: {exc.error_string}")
+    elif isinstance(exc, OSError):
+        reason = f"the file could not be opened ({exc.strerror or type(exc).__name__})"
+    else:
+        reason = f"libsndfile says: {str(exc).replace(os.fspath(path), 'the file')}"
+    return ProbeFailed(reason)
+
+
 @contextmanager
 def _open_for_decoding(path: str | os.PathLike, format: str):
-    """Open `path` for reading to its real end.
+    """Open `path` for reading to its real end, forward only.
 
-    libsndfile stops reading an MP3 at the length it guessed, which for VBR
-    without a header is far too short; from a pipe it cannot guess and reads
-    to the end, so MP3s are fed through one.
+    soundfile seeks to where each read ended, and libsndfile cannot seek past
+    the end a header claimed (a lying FLAC's, an MP3's Xing count) when the
+    audio ends before it: the last read then fails, so nothing is sought.
     """
+    with _decoder(path, format) as audio:
+        audio.seekable = lambda: False
+        yield audio
+
+
+@contextmanager
+def _decoder(path: str | os.PathLike, format: str):
+    """libsndfile stops reading an MP3 at the length it guessed, which for VBR
+    without a header is far too short; from a pipe it cannot guess and reads
+    to the end, so MP3s are fed through one."""
     if format != "MP3":
         with soundfile.SoundFile(path) as audio:
             yield audio
         return
+    # Opened here, so a file that cannot be opened is an error of this call,
+    # not of the feeder thread, whose end of the pipe would then never close.
+    source = open(path, "rb")
     read_end, write_end = os.pipe()
-    feeder = threading.Thread(target=_feed, args=(path, write_end), daemon=True)
+    feeder = threading.Thread(target=_feed, args=(source, write_end), daemon=True)
     feeder.start()
     try:
         with soundfile.SoundFile(read_end, closefd=True) as audio:
@@ -132,8 +219,8 @@ def _open_for_decoding(path: str | os.PathLike, format: str):
         feeder.join()
 
 
-def _feed(path: str | os.PathLike, write_end: int) -> None:
-    with open(path, "rb") as source, os.fdopen(write_end, "wb") as pipe:
+def _feed(source, write_end: int) -> None:
+    with source, os.fdopen(write_end, "wb") as pipe:
         try:
             shutil.copyfileobj(source, pipe, PEAKS_BLOCK_FRAMES)
         except BrokenPipeError:

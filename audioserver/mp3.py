@@ -13,6 +13,7 @@ mapping a multi-gigabyte file whole would run into.
 
 import functools
 import os
+import re
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -48,6 +49,26 @@ ID3V1_SIZE = 128
 APE_FOOTER_SIZE = 32
 # Far more than a frame (at most 1,729 bytes) or a tag frame needs to see at once.
 CHUNK_SIZE = 1024 * 1024
+# Past this many bytes with no frame, or once junk outweighs the frames, the
+# walk stops where the audio stopped: a decoder gives up on such a file too,
+# and a crafted one thick with false sync words costs a check per few bytes.
+MAX_JUNK_RUN = 1024 * 1024
+
+
+def _header_pattern() -> re.Pattern:
+    """4 bytes that could be a usable frame header (see _parse), so junk is
+    skipped by the regex engine in C rather than a byte at a time in Python."""
+    def any_of(test) -> bytes:
+        return b"[" + b"".join(re.escape(bytes([b])) for b in range(256) if test(b)) + b"]"
+    return re.compile(
+        b"\xff"
+        + any_of(lambda b: b >> 5 == 0b111 and (b >> 3) & 0b11 != 0b01 and (b >> 1) & 0b11)
+        + any_of(lambda b: b >> 4 not in (0, 15) and (b >> 2) & 0b11 != 3)
+        + any_of(lambda b: b & 0b11 != RESERVED_EMPHASIS)
+    )
+
+
+HEADER_PATTERN = _header_pattern()
 
 
 @dataclass(frozen=True)
@@ -110,16 +131,17 @@ class _Reader:
         """The 4 bytes at `pos` as a big-endian number (`pos` + 4 <= end)."""
         return int.from_bytes(self.read(pos, 4), "big")
 
-    def find_sync(self, pos: int) -> int:
-        """Where the next 0xFF byte at or after `pos` is, or -1."""
-        while pos < self.end:
-            if not self._base <= pos < self._base + len(self._chunk):
-                self._load(pos, 1)
-            stop = min(len(self._chunk), self.end - self._base)
-            found = self._chunk.find(b"\xff", pos - self._base, stop)
-            if found >= 0:
-                return self._base + found
-            pos = self._base + stop
+    def find_sync(self, pos: int, limit: int) -> int:
+        """Where the next possible frame header in [pos, limit) starts, or -1."""
+        limit = min(limit, self.end)
+        while pos + 4 <= limit:
+            if not self._base <= pos or pos + 4 > self._base + len(self._chunk):
+                self._load(pos, 4)
+            stop = min(len(self._chunk), limit - self._base)
+            found = HEADER_PATTERN.search(self._chunk, pos - self._base, stop)
+            if found:
+                return self._base + found.start()
+            pos = self._base + stop - 3  # a header may straddle the chunk's end
         return -1
 
     def _load(self, pos: int, size: int) -> None:
@@ -142,6 +164,9 @@ def _walk(reader: _Reader, pos: int) -> Mp3Count | None:
     tag: _Tag | None = None
     in_sync = False  # the previous frame ended here, so a header here is no chance find
     count = 0
+    lost_at = pos  # where the stretch of junk being skipped began
+    junk = 0  # bytes skipped before it
+    audio = 0  # bytes of frames walked
     end = reader.end
     while pos + 4 <= end:
         header = _parse(reader.word(pos))
@@ -151,11 +176,16 @@ def _walk(reader: _Reader, pos: int) -> Mp3Count | None:
             header = None
         if header is None or pos + header.length > end:
             # Garbage, or a frame cut short: look for the next sync word.
+            if in_sync:
+                lost_at = pos
             in_sync = False
-            pos = reader.find_sync(pos + 1)
-            if pos < 0:
+            pos = reader.find_sync(pos + 1, lost_at + MAX_JUNK_RUN + 1)
+            if pos < 0 or junk + pos - lost_at > max(MAX_JUNK_RUN, audio):
                 break
             continue
+        if not in_sync:
+            junk += pos - lost_at
+        audio += header.length
         if first is None:
             first = header
             tag = _read_tag(reader.read(pos, header.length), header)

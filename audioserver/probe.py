@@ -65,7 +65,9 @@ class ProbePool:
                 worker = await self._start_worker()
             return await asyncio.wait_for(worker.ask(request), self.timeout)
         except (asyncio.TimeoutError, _WorkerDied) as exc:
-            log.warning("reading %r failed: %s; the worker is replaced", label, exc or "timeout")
+            # A timeout's message is empty: say what happened instead.
+            reason = str(exc) or f"no answer within {self.timeout:g} s"
+            log.warning("reading %r failed: %s; the worker is replaced", label, reason)
             worker = await self._retire(worker)
             raise error(
                 f"{label!r} could not be read as audio: the parser crashed or took "

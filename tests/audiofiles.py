@@ -24,6 +24,21 @@ def encode(seconds: float = 1.0, format: str = "WAV", subtype: str | None = None
     return buffer.getvalue()
 
 
+def flac_claiming(seconds: float, total_samples: int, **kwargs) -> bytes:
+    """A real FLAC whose STREAMINFO claims `total_samples` (0: "unknown").
+
+    STREAMINFO is the first metadata block, right after "fLaC" and its
+    4-byte block header; the count is the low 36 bits of its bytes 10 to 18.
+    Nothing else is recomputed: the MD5 may stay, libFLAC does not check it."""
+    data = bytearray(encode(seconds, "FLAC", **kwargs))
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO first
+    field = slice(8 + 10, 8 + 18)
+    packed = int.from_bytes(data[field], "big")
+    packed = (packed & ~((1 << 36) - 1)) | total_samples
+    data[field] = packed.to_bytes(8, "big")
+    return bytes(data)
+
+
 def wav(seconds: float = 1.0, **kwargs) -> bytes:
     return encode(seconds, "WAV", **kwargs)
 

@@ -174,6 +174,34 @@ def test_tags_and_garbage_around_the_frames_are_skipped(tmp_path, monkeypatch, c
     assert count(tmp_path, damaged) == expected
 
 
+def fake_headers(size: int) -> bytes:
+    """Junk thick with frame headers that no frame follows: each one a sync
+    word to check, none confirmed (and the first not where a frame ends)."""
+    return bytes(3) + (bytes.fromhex("fffb90c4") + bytes(4)) * ((size - 3) // 8)
+
+
+@pytest.mark.parametrize("junk", [bytes(40_000), b"\xff" * 40_000, fake_headers(40_000)],
+                         ids=["zeros", "ff", "fake-headers"])
+def test_the_walk_gives_up_after_a_long_stretch_without_frames(tmp_path, monkeypatch, junk):
+    # A decoder gives up too: what follows so much junk is not played.
+    monkeypatch.setattr(mp3, "MAX_JUNK_RUN", 30_000)
+    clean = audiofiles.lame_mp3(2.0, vbr=False)
+    assert count(tmp_path, clean + junk + clean) == count(tmp_path, clean)
+    # Under the limit, the frames after it count.
+    both = count(tmp_path, clean + junk[:20_000] + clean)
+    assert both.mpeg_frames == 2 * count(tmp_path, clean).mpeg_frames
+
+
+def test_the_walk_gives_up_when_junk_outweighs_the_frames(tmp_path, monkeypatch):
+    monkeypatch.setattr(mp3, "MAX_JUNK_RUN", 10_000)
+    clean = audiofiles.lame_mp3(2.0, vbr=False)
+    starts = frame_starts(clean)
+    two_frames = clean[starts[0]:starts[2]]
+    # Each stretch of junk is under the limit, together they dwarf the audio.
+    assert count(tmp_path, (two_frames + bytes(6_000)) * 10).mpeg_frames == 4
+    assert count(tmp_path, (two_frames + bytes(500)) * 10).mpeg_frames == 20
+
+
 def test_frames_of_another_stream_are_garbage(tmp_path):
     ours = frames_of(bytes.fromhex("fffb90c4"), 417, 20)  # 44.1 kHz
     other = frames_of(bytes.fromhex("fffb94c4"), 384, 3)  # 48 kHz, confirmed among themselves

@@ -42,6 +42,16 @@ async def test_a_hung_parser_is_killed_and_replaced(pool, tmp_path):
     assert (await pool.probe(path, "fine.wav")).frames == 44100
 
 
+async def test_a_timeout_is_logged_with_its_reason(pool, tmp_path, caplog):
+    fifo = tmp_path / "hang.wav"
+    os.mkfifo(fifo)
+    with pytest.raises(NotAudio):
+        await pool.probe(fifo, "hang.wav")
+    [record] = [r for r in caplog.records if "the worker is replaced" in r.getMessage()]
+    assert "failed: ;" not in record.getMessage()
+    assert "no answer within 2 s" in record.getMessage()
+
+
 async def test_a_crashed_parser_costs_one_415(pool, tmp_path):
     fifo = tmp_path / "crash.wav"
     os.mkfifo(fifo)
@@ -81,3 +91,24 @@ async def test_a_cancelled_probe_leaves_the_pool_usable(pool, tmp_path):
     path = tmp_path / "fine.wav"
     path.write_bytes(audiofiles.wav())
     assert (await pool.probe(path, "fine.wav")).channels == 1
+
+
+async def test_an_mp3_followed_by_junk_is_measured_without_a_timeout(tmp_path):
+    # 64 MB of 0xFF: every byte a sync byte, none a header. Walked byte by
+    # byte in Python this outlasted the parser's time limit.
+    pool = ProbePool(size=1, timeout=20.0)
+    try:
+        path = tmp_path / "junk.mp3"
+        with open(path, "wb") as file:
+            file.write(audiofiles.lame_mp3(1.0, vbr=False))
+            for _ in range(64):
+                file.write(b"\xff" * (1 << 20))
+        info = await pool.probe(path, "junk.mp3")
+        assert info.format == "MP3"
+        assert info.frames / info.samplerate == pytest.approx(1.0, abs=0.1)
+        [worker] = workers()
+        path.write_bytes(audiofiles.wav())
+        await pool.probe(path, "fine.wav")
+        assert [w.pid for w in workers()] == [worker.pid]  # never killed
+    finally:
+        await pool.close()

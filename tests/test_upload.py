@@ -3,6 +3,7 @@ import io
 import os
 
 import aiohttp
+import numpy as np
 import pytest
 
 import audiofiles
@@ -123,6 +124,59 @@ async def test_vbr_mp3_without_header_gets_its_true_duration(upload):
     assert (await response.json())["duration"] == pytest.approx(45.0, abs=0.1)
 
 
+@pytest.mark.parametrize("claimed", [10 * 3600 * 44100, 0, 100 * 44100],
+                         ids=["ten-hours", "unknown", "a-believable-lie"])
+async def test_a_flac_header_claiming_more_than_its_bytes_hold_is_not_believed(
+        client, upload, claimed):
+    response = await upload("lies.flac", audiofiles.flac_claiming(1.0, claimed))
+    assert response.status == 201, await response.text()
+    meta = await response.json()
+    assert (meta["frames"], meta["duration"]) == (44100, 1.0)  # as the last frame says
+    listed = await client.get("/list", params={"maxduration": "10"})
+    assert [item["name"] for item in await listed.json()] == ["lies.flac"]
+    listed = await client.get("/list", params={"minduration": "50"})
+    assert await listed.json() == []
+
+
+async def test_a_flac_whose_last_frame_says_nothing_is_decoded_to_count(upload):
+    # STREAMINFO says "unknown", and that the block size varies: then the
+    # frame headers number frames, not samples, and only decoding can count.
+    data = bytearray(audiofiles.flac_claiming(1.0, 0))
+    data[8:10] = (16).to_bytes(2, "big")  # STREAMINFO's minimum block size
+    response = await upload("unknown.flac", bytes(data))
+    assert response.status == 201, await response.text()
+    assert (await response.json())["frames"] == 44100
+
+
+async def test_an_ogg_granule_claiming_more_than_its_bytes_hold_is_not_believed(upload):
+    data = audiofiles.encode(1.0, "OGG", "OPUS", samplerate=48000)
+    response = await upload("lies.opus", ogg_with_last_granule(data, 10 * 3600 * 48000))
+    assert response.status == 201, await response.text()
+    # Decoded, without the end trimming only the (lying) granule could give.
+    assert (await response.json())["duration"] == pytest.approx(1.0, abs=0.02)
+
+
+def ogg_with_last_granule(data: bytes, granule: int) -> bytes:
+    """`data` with its last Ogg page's granule position replaced, and the
+    page's checksum made right again (libogg drops a page whose is wrong)."""
+    data = bytearray(data)
+    page = data.rfind(b"OggS")
+    data[page + 6:page + 14] = granule.to_bytes(8, "little")
+    data[page + 22:page + 26] = bytes(4)  # the checksum covers the page with it zeroed
+    data[page + 22:page + 26] = ogg_crc(data[page:]).to_bytes(4, "little")
+    return bytes(data)
+
+
+def ogg_crc(data: bytes) -> int:
+    """CRC-32 as Ogg has it: polynomial 0x04C11DB7, not reflected, from zero."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7 if crc & 0x80000000 else crc << 1) & 0xFFFFFFFF
+    return crc
+
+
 @pytest.mark.parametrize("data, why", [
     (b"just some text, not audio\n" * 100, "text"),
     (b"", "empty"),
@@ -134,6 +188,15 @@ async def test_not_audio_is_415_and_nothing_is_kept(upload, library, data, why):
     assert "x.wav" in body["detail"]
     assert stored_files(library) == []
     assert not await library.db.exists("x.wav")
+
+
+async def test_a_sync_word_then_garbage_is_not_readable_audio(upload, library):
+    # libsndfile takes it for an MP3 and then calls it "not a regular file".
+    data = b"\xff\xfb\x90\x64" + np.random.default_rng(1).bytes(20_000)
+    body = await problem_of(await upload("x.mp3", data), 415)
+    assert "not readable audio" in body["detail"]
+    assert "regular file" not in body["detail"] and "pipe" not in body["detail"]
+    assert stored_files(library) == []
 
 
 async def test_taken_name_is_409_and_the_first_file_stays(client, upload):

@@ -97,6 +97,24 @@ async def test_mp3_peaks_cover_the_counted_length(client, upload):
     assert max(body["data"][-20:]) > 5000
 
 
+@pytest.mark.parametrize("claimed", [10 * 3600 * 44100, 0], ids=["ten-hours", "unknown"])
+async def test_a_flac_with_a_lying_header_has_peaks_to_its_true_end(client, upload, claimed):
+    await upload("lies.flac", audiofiles.flac_claiming(1.0, claimed))
+    response = await peaks(client, "lies.flac", points="10")
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert body["samples_per_pixel"] == 4410
+    assert min(body["data"][1::2]) > 5000  # the tone in every point: none past the end
+
+
+async def test_an_mp3_with_a_xing_header_has_peaks(client, upload):
+    # libsndfile writes the header; reading to its end used to seek and fail.
+    await upload("tagged.mp3", audiofiles.encode(3.0, "MP3"))
+    response = await peaks(client, "tagged.mp3", points="30")
+    assert response.status == 200, await response.text()
+    assert min((await response.json())["data"][1::2]) > 5000
+
+
 def test_blocks_give_the_peaks_of_one_read(tmp_path, monkeypatch):
     """Streaming never holds the file: reads stay within a block, and the
     stretches that straddle two blocks come out as if read at once."""
@@ -173,3 +191,17 @@ async def test_a_delete_during_the_computation_leaves_nothing_behind(client, upl
     monkeypatch.setattr(library.probes, "peaks", compute_then_delete)
     assert (await peaks(client)).status == 200
     assert list(library.storage.audio_dir.iterdir()) == []
+
+
+async def test_a_stored_file_that_cannot_be_opened_shows_no_path(client, upload, library,
+                                                                browser_headers, tmp_path):
+    for name, data in (("a.wav", audiofiles.wav()), ("b.mp3", audiofiles.lame_mp3(1.0))):
+        await upload(name, data)
+        record = await library.db.get(name)
+        library.storage.path(record.storage_key).unlink()  # lost behind the server's back
+        for headers in (None, browser_headers):
+            response = await peaks(client, name, headers=headers)
+            assert response.status >= 400
+            text = await response.text()
+            assert name in text
+            assert str(tmp_path) not in text and "/audio/" not in text
