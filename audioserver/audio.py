@@ -37,11 +37,8 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     """Read the audio metadata of the file at `path`, decided by content."""
     try:
         info = soundfile.info(path)
-    except soundfile.LibsndfileError as exc:
-        # error_string leaves out the temporary path, which means nothing to a client.
-        raise ProbeFailed(f"libsndfile says: {exc.error_string}") from None
-    except RuntimeError as exc:
-        raise ProbeFailed(f"libsndfile says: {exc}") from None
+    except (soundfile.LibsndfileError, RuntimeError) as exc:
+        raise ProbeFailed(_libsndfile_reason(exc)) from None
     if info.channels <= 0 or info.samplerate <= 0:
         raise ProbeFailed("it has no channels or no sample rate")
     frames = info.frames
@@ -55,6 +52,13 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         subtype=info.subtype,
         content_type=CONTENT_TYPES.get(info.format, FALLBACK_CONTENT_TYPE),
     )
+
+
+def _libsndfile_reason(exc: Exception) -> str:
+    """What a client is told: libsndfile's reason, without the message's file
+    path, which names this machine's storage (or a temporary file)."""
+    reason = getattr(exc, "error_string", None) or "it could not read the file"
+    return f"libsndfile says: {reason}"
 
 
 def _mp3_frames(path, libsndfile_frames: int) -> int:
@@ -97,7 +101,9 @@ def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dic
                 highs[stretch] = np.maximum(highs[stretch], np.maximum.reduceat(mono, starts))
                 position += len(mono)
     except (soundfile.LibsndfileError, RuntimeError) as exc:
-        raise ProbeFailed(f"libsndfile says: {exc}") from None
+        # A stored file: which one, and where, is for the operator.
+        log.warning("libsndfile could not decode %s: %s", path, exc)
+        raise ProbeFailed(_libsndfile_reason(exc)) from None
     # Stretches the decoder never reached (a short stream) are silence.
     lows[np.isinf(lows)] = 0
     highs[np.isinf(highs)] = 0
