@@ -3,6 +3,7 @@ aiohttp cannot parse, one limit for every form field, both form encodings,
 what caches may keep, and no path of the machine in any answer."""
 
 import json
+from dataclasses import replace
 
 import aiohttp
 import pytest
@@ -60,3 +61,93 @@ async def test_a_stored_file_that_cannot_be_opened_names_no_path(client, upload,
         assert path not in body, body
     # The operator learns which file it was, from the parser worker's log.
     assert str(stored) in capfd.readouterr().err
+
+
+# Forms: both encodings, one limit for every field
+
+ENCODINGS = ["urlencoded", "multipart"]
+
+
+def form(encoding: str, fields: dict) -> aiohttp.FormData:
+    return aiohttp.FormData(fields, default_to_multipart=encoding == "multipart")
+
+
+async def sign_in_as_browser(client, encoding: str) -> tuple[dict, str]:
+    """Sign alice in with a form in `encoding`: the cookie header and her CSRF token."""
+    response = await client.post("/login", headers=JSON, data=form(
+        encoding, {"name": "alice", "password": PASSWORD}))
+    assert response.status == 200, await response.text()
+    cookie = {"Cookie": f"{SESSION_COOKIE}={response.cookies[SESSION_COOKIE].value}"}
+    account = await (await client.get("/", headers={**cookie, **BROWSER})).text()
+    csrf = account.split('<meta name="csrf-token" content="', 1)[1].split('"', 1)[0]
+    return cookie, csrf
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+async def test_every_small_form_takes_either_encoding(users_client, alice, encoding):
+    client = users_client
+    cookie, csrf = await sign_in_as_browser(client, encoding)
+    created = await client.put("/upload", params={"name": "a.wav"}, data=audiofiles.wav(),
+                               headers=alice)
+    assert created.status == 201
+    signed = {**cookie, **JSON}
+
+    async def post(path: str, fields: dict, token: str | None = csrf):
+        fields = fields if token is None else {**fields, "csrf_token": token}
+        return await client.post(path, data=form(encoding, fields), headers=signed,
+                                 allow_redirects=False)
+
+    # The CSRF field is read from either encoding: without it, refused.
+    assert (await post("/visibility", {"name": "a.wav", "visibility": "private"},
+                       token=None)).status == 403
+    changed = await post("/visibility", {"name": "a.wav", "visibility": "private"})
+    assert changed.status == 200, await changed.text()
+    assert (await changed.json())["visibility"] == "private"
+    token = await post("/tokens", {"label": "laptop"})
+    assert token.status == 201, await token.text()
+    assert (await token.json())["label"] == "laptop"
+    revoked = await post("/tokens/revoke", {"id": str((await token.json())["id"])})
+    assert revoked.status == 204, await revoked.text()
+    assert (await post("/delete", {"name": "a.wav"})).status == 204
+    assert (await post("/logout", {})).status == 204
+    assert (await client.get("/account", headers=signed)).status == 401
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+async def test_setup_takes_either_encoding(aiohttp_client, users_config, encoding):
+    app = create_app(replace(users_config, setup_code="abc123"))
+    client = await aiohttp_client(app, cookie_jar=aiohttp.DummyCookieJar())
+    made = await client.post("/setup", headers=JSON, data=form(
+        encoding, {"code": "abc123", "name": "root", "password": PASSWORD}))
+    assert made.status == 200, await made.text()
+    assert await made.json() == {"name": "root", "role": "admin"}
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("field, size", [("password", 5_000), ("password", 500_000),
+                                         ("next", 5_000), ("name", 5_000)])
+async def test_a_form_field_over_4_kib_is_refused_on_every_form(users_client, alice, encoding,
+                                                                field, size):
+    fields = {"name": "alice", "password": PASSWORD, "next": "/list"}
+    fields[field] = ("/" if field == "next" else "") + "x" * (size - 1)
+    response = await users_client.post("/login", headers=JSON, allow_redirects=False,
+                                       data=form(encoding, fields))
+    assert response.status == 400
+    assert f"form field '{field}' is longer than 4096 bytes" in (await response.json())["detail"]
+    assert SESSION_COOKIE not in response.cookies
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+async def test_a_field_of_4_kib_is_still_taken(users_client, alice, encoding):
+    """The limit is on bytes, and 4096 of them are allowed."""
+    fields = {"name": "alice", "password": "é" * 2048, "next": "/list"}
+    response = await users_client.post("/login", headers=JSON, data=form(encoding, fields))
+    assert response.status == 401  # read and checked: only the password is wrong
+
+
+async def test_a_small_form_takes_no_files(users_client, alice):
+    data = aiohttp.FormData({"name": "alice", "password": PASSWORD})
+    data.add_field("photo", b"\x89PNG" + b"x" * 100, filename="me.png")
+    response = await users_client.post("/login", headers=JSON, data=data)
+    assert response.status == 400
+    assert "only /upload takes files" in (await response.json())["detail"]
