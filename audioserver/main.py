@@ -6,6 +6,7 @@ from .accountdb import Accounts
 from .auth import Auth
 from .authweb import auth_middleware, csrf_middleware
 from .bodies import form_middleware
+from .caching import add_cache_headers
 from .library import open_library
 from .middlewares import error_middleware
 from .ratelimit import RateLimiter, SharedBuckets
@@ -69,6 +70,7 @@ def create_app(config: Config) -> web.Application:
     setup_routes(app)
     app.on_response_prepare.append(add_security_headers)
     app.on_response_prepare.append(add_ratelimit_headers)
+    app.on_response_prepare.append(add_cache_headers)
     app.cleanup_ctx.append(library_ctx)
     app.cleanup_ctx.append(auth_ctx)
     app.cleanup_ctx.append(ratelimit_ctx)

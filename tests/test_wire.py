@@ -151,3 +151,91 @@ async def test_a_small_form_takes_no_files(users_client, alice):
     response = await users_client.post("/login", headers=JSON, data=data)
     assert response.status == 400
     assert "only /upload takes files" in (await response.json())["detail"]
+
+
+# What caches may keep
+
+VIEWER_VARY = {"cookie", "authorization", "accept"}
+
+
+def cache_control(response) -> set[str]:
+    return {d.strip().lower() for d in response.headers.get("Cache-Control", "").split(",")
+            if d.strip()}
+
+
+def vary(response) -> set[str]:
+    return {v.strip().lower() for v in response.headers.get("Vary", "").split(",") if v.strip()}
+
+
+async def test_a_private_files_bytes_are_never_stored(users_client, alice):
+    client = users_client
+    await client.put("/upload", params={"name": "a.wav", "visibility": "private"},
+                     data=audiofiles.wav(), headers=alice)
+    full = await client.get("/download", params={"name": "a.wav"}, headers=alice)
+    assert full.status == 200
+    assert cache_control(full) == {"private", "no-store"}
+    assert {"cookie", "authorization"} <= vary(full)
+    again = await client.get("/download", params={"name": "a.wav"},
+                             headers={**alice, "If-None-Match": full.headers["ETag"]})
+    assert again.status == 304
+    assert cache_control(again) == {"private", "no-store"}
+    assert {"cookie", "authorization"} <= vary(again)
+
+
+async def test_a_public_files_bytes_are_private_only_when_someone_signed_in_asks(users_client,
+                                                                                 alice):
+    client = users_client
+    await client.put("/upload", params={"name": "a.wav", "visibility": "public"},
+                     data=audiofiles.wav(), headers=alice)
+    signed_in = await client.get("/download", params={"name": "a.wav"}, headers=alice)
+    assert cache_control(signed_in) == {"private", "no-cache"}
+    anonymous = await client.get("/download", params={"name": "a.wav"})
+    assert anonymous.status == 200
+    # The same bytes for everyone, validated by their ETag, as in open mode;
+    # a shared cache keeps them apart from what a signed-in visitor gets.
+    assert cache_control(anonymous) == {"no-cache"}
+    assert {"cookie", "authorization"} <= vary(anonymous)
+
+
+@pytest.mark.parametrize("path, headers", [
+    ("/list", JSON), ("/list", BROWSER), ("/info?name=a.wav", JSON),
+    ("/info?name=a.wav", BROWSER), ("/account", JSON), ("/", BROWSER),
+    ("/info?name=missing.wav", JSON), ("/waveform?name=a.wav", JSON),
+])
+async def test_answers_with_accounts_are_private_and_vary_on_who_asks(users_client, alice,
+                                                                      path, headers):
+    client = users_client
+    await client.put("/upload", params={"name": "a.wav"}, data=audiofiles.wav(), headers=alice)
+    cookie, _ = await sign_in_as_browser(client, "urlencoded")
+    # Peaks are JSON whatever Accept says.
+    expected_vary = VIEWER_VARY - ({"accept"} if path.startswith("/waveform") else set())
+    for who in (alice, cookie, {}):
+        response = await client.get(path, headers={**who, **headers})
+        if path == "/account" and not who:
+            assert response.status == 401
+        assert "private" in cache_control(response), (who, response.status)
+        assert expected_vary <= vary(response), (who, response.status)
+
+
+async def test_signing_in_is_private(users_client, alice):
+    response = await users_client.post("/login", headers=JSON,
+                                       data={"name": "alice", "password": PASSWORD})
+    assert SESSION_COOKIE in response.cookies
+    assert "private" in cache_control(response)
+
+
+@pytest.mark.parametrize("path", ["/list", "/info?name=a.wav", "/", "/info?name=missing.wav"])
+async def test_without_accounts_answers_vary_on_accept_only(client, upload, path):
+    await upload("a.wav")
+    response = await client.get(path, headers=JSON)
+    assert "private" not in cache_control(response)
+    assert vary(response) == {"accept"}
+
+
+async def test_without_accounts_downloads_stay_cacheable(client, upload):
+    await upload("a.wav")
+    response = await client.get("/download", params={"name": "a.wav"})
+    assert cache_control(response) == {"no-cache"}
+    assert "accept" not in vary(response)
+    static = await client.get("/static/style.css")
+    assert "Vary" not in static.headers and "private" not in cache_control(static)
