@@ -3,6 +3,7 @@ aiohttp cannot parse, one limit for every form field, both form encodings,
 what caches may keep, and no path of the machine in any answer."""
 
 import json
+import socket
 from dataclasses import replace
 
 import aiohttp
@@ -12,10 +13,12 @@ import audiofiles
 from audioserver.accounts import User
 from audioserver.auth import SESSION_COOKIE
 from audioserver.main import create_app
+from audioserver.securityheaders import SECURITY_HEADERS
 from audioserver.settings import Config
 from audioserver.storage import AUDIO_DIR
 from audioserver.typedefs import auth_key
 from conftest import MAX_UPLOAD_SIZE
+from serverprocess import ServerProcess
 
 PASSWORD = "correct horse battery"
 JSON = {"Accept": "application/json"}
@@ -239,3 +242,70 @@ async def test_without_accounts_downloads_stay_cacheable(client, upload):
     assert "accept" not in vary(response)
     static = await client.get("/static/style.css")
     assert "Vary" not in static.headers and "private" not in cache_control(static)
+
+
+# Requests aiohttp cannot parse, over a raw socket to the real server
+
+MARK = b"<script>alert(1)</script>"
+UNPARSABLE = {
+    "a header line over 8 KiB": (
+        b"GET /list HTTP/1.1\r\nHost: x\r\nX-Long: " + MARK + b"a" * 9000 + b"\r\n\r\n",
+        400, "longer than 8190 bytes"),
+    "101 headers": (
+        b"GET /list HTTP/1.1\r\n" + b"".join(b"X-%d: %s\r\n" % (i, MARK) for i in range(101))
+        + b"\r\n", 431, "more than 100 headers"),
+    "a request line over 8 KiB": (
+        b"GET /list?q=" + MARK + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        400, "longer than 8190 bytes"),
+    "a malformed request line": (b"G" + MARK + b"ET /list HTTP/1.1\r\nHost: x\r\n\r\n",
+                                 400, "request line"),
+    "a space in the path": (b"GET /li" + MARK + b" st HTTP/1.1\r\nHost: x\r\n\r\n",
+                            400, "request line"),
+    "a control character in a header": (
+        b"GET /list HTTP/1.1\r\nHost: x\r\nX-" + MARK + b"\x01: y\r\n\r\n", 400, "malformed"),
+    "TLS on the plain port": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + MARK + b"\r\n\r\n",
+                              400, "request line"),
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("wire")
+    server = ServerProcess(tmp / "data", tmp, workers=1).start()
+    yield server
+    server.kill()
+
+
+def exchange(server, request: bytes) -> tuple[int, dict, bytes]:
+    """Send raw bytes; read the answer until the server hangs up (which it
+    must: the socket times out otherwise)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize("case", list(UNPARSABLE))
+def test_an_unparsable_request_gets_a_problem_with_the_security_headers(server, case):
+    request, status, detail = UNPARSABLE[case]
+    answer_status, headers, body = exchange(server, request)
+    assert answer_status == status
+    assert headers["content-type"].startswith("application/problem+json")
+    for header, value in SECURITY_HEADERS.items():
+        assert headers.get(header.lower()) == value, header
+    problem = json.loads(body)
+    assert problem["status"] == status and problem["title"] and detail in problem["detail"]
+    # Nothing the client sent comes back.
+    for sent in (MARK, b"aaaaaaaa", b"/list", b"/li"):
+        assert sent not in body
+    assert MARK not in b"".join(value.encode() for value in headers.values())
+    # And the server goes on.
+    assert server.request("GET", "/list")[0] == 200
