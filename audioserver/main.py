@@ -15,8 +15,8 @@ from .routes import setup_routes
 from .securityheaders import add_security_headers
 from .settings import Config
 from .templating import setup_templates
-from .wire import MAX_HEADERS, MAX_LINE, answer_unparsable_requests
 from .typedefs import auth_key, config_key, library_key, ratelimiter_key
+from .wire import MAX_HEADERS, MAX_LINE, answer_unparsable_requests
 
 # aiohttp buffers up to twice this per connection before it stops reading:
 # 64 KiB (its default) makes a 1 GB upload sixteen thousand trips through

@@ -19,8 +19,8 @@ from aiohttp.web_protocol import RequestHandler
 from .middlewares import UNEXPECTED, problem_json
 from .securityheaders import SECURITY_HEADERS
 
-# aiohttp's defaults, said out loud: a request line or header line past
-# 8 KiB, or more than 100 headers, is refused.
+# A request line or header line past 8 KiB (aiohttp's default), or more
+# than 100 headers, is refused.
 MAX_LINE = 8190
 MAX_HEADERS = 100
 # aiohttp's message for the latter; its only way to tell it from other 400s.
