@@ -23,6 +23,11 @@ from .typedefs import config_key
 MALFORMED_BODY = (ValueError, AssertionError, HttpProcessingError)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 UPLOAD_ROUTE = "upload"
+# Every form field but an upload's files, in either encoding: a password,
+# a name, a CSRF token, a path to return to.
+MAX_FIELD_SIZE = 4096
+# How much of a field's name a message repeats.
+SHOWN_NAME_LENGTH = 40
 
 
 def is_upload(request: web.Request) -> bool:
@@ -57,14 +62,40 @@ class Pace:
 @web.middleware
 async def form_middleware(request: web.Request, handler) -> web.StreamResponse:
     """Bodies other than uploads (sign-in, delete, tokens: small forms) are
-    read whole within the grace period, and parsed here once: a malformed
-    one is a 400 before anyone reads it. Uploads pace themselves chunk by
-    chunk (uploads.py)."""
+    read whole within the grace period, and a form is parsed here once: a
+    malformed one, or one with a long field, is a 400 before anyone reads it.
+    Uploads pace themselves chunk by chunk (uploads.py)."""
     if request.body_exists and not is_upload(request):
-        await Pace(request).read(request.read)
+        pace = Pace(request)
         if request.content_type in FORM_TYPES:
+            # post() reads the body itself: a multipart body from the stream,
+            # which a read() first would leave empty. Later calls get the same fields.
             try:
-                await request.post()  # kept: later calls get the same fields
+                fields = await pace.read(request.post)
             except MALFORMED_BODY as exc:
                 raise BadRequest(f"the form is malformed: {exc}") from None
+            check_small_form(fields)
+        else:
+            await pace.read(request.read)
     return await handler(request)
+
+
+def check_small_form(fields) -> None:
+    """Every field text, none longer than MAX_FIELD_SIZE bytes."""
+    for name, value in fields.items():
+        if not isinstance(value, str):
+            raise BadRequest(f"the form field {_shown(name)!r} is not text; "
+                             "only /upload takes files")
+        check_field_size(name, len(value.encode("utf-8", "surrogatepass")))
+
+
+def check_field_size(name: str | None, size: int) -> None:
+    """The one rule for form fields, in every form and either encoding."""
+    if size > MAX_FIELD_SIZE:
+        raise BadRequest(f"the form field {_shown(name)!r} is longer than {MAX_FIELD_SIZE} "
+                         "bytes; only files may be large")
+
+
+def _shown(name: str | None) -> str:
+    name = name or ""
+    return name if len(name) <= SHOWN_NAME_LENGTH else name[:SHOWN_NAME_LENGTH] + "…"

@@ -15,13 +15,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .caching import file_cache_control
 from .errors import NotFound, RangeNotSatisfiable
 from .models import AudioRecord
 
 # [0-9], not \d: HTTP's DIGIT is ASCII, and \d would take "bytes=٠-٩" for 0-9.
 _RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
-# Players re-request often; the answer is a cheap 304 while the bytes are the same.
-CACHE_CONTROL = "no-cache"
 
 
 async def file_response(
@@ -32,7 +31,7 @@ async def file_response(
     headers = {
         "ETag": etag,
         "Last-Modified": format_datetime(modified, usegmt=True),
-        "Cache-Control": CACHE_CONTROL,
+        "Cache-Control": file_cache_control(record),
         "Accept-Ranges": "bytes",
     }
     if _not_modified(request, etag, modified):

@@ -6,6 +6,7 @@ from .accountdb import Accounts
 from .auth import Auth
 from .authweb import auth_middleware, csrf_middleware
 from .bodies import form_middleware
+from .caching import add_cache_headers
 from .hosts import host_middleware
 from .library import open_library
 from .middlewares import error_middleware
@@ -16,13 +17,12 @@ from .securityheaders import add_security_headers
 from .settings import Config
 from .templating import setup_templates
 from .typedefs import auth_key, config_key, library_key, ratelimiter_key
+from .wire import MAX_HEADERS, MAX_LINE, answer_unparsable_requests
 
 # aiohttp buffers up to twice this per connection before it stops reading:
 # 64 KiB (its default) makes a 1 GB upload sixteen thousand trips through
 # the reader; much more and 200 concurrent uploads cost too much memory.
 READ_BUFSIZE = 256 * 1024
-MAX_HEADER_LINE = 8190
-MAX_HEADERS = 100
 
 
 async def library_ctx(app: web.Application):
@@ -59,18 +59,19 @@ def create_app(config: Config) -> web.Application:
             "read_bufsize": READ_BUFSIZE,
             # Idle connections, and headers that never finish: see bodies.py.
             "keepalive_timeout": config.header_timeout,
-            # aiohttp's defaults, said out loud: a request line or header
-            # line past 8 KiB, or more than 100 headers, is a 400.
-            "max_line_size": MAX_HEADER_LINE,
-            "max_field_size": MAX_HEADER_LINE,
+            # What is refused before any handler runs, and how: wire.py.
+            "max_line_size": MAX_LINE,
+            "max_field_size": MAX_LINE,
             "max_headers": MAX_HEADERS,
         },
     )
+    answer_unparsable_requests()
     app[config_key] = config
     setup_templates(app)
     setup_routes(app)
     app.on_response_prepare.append(add_security_headers)
     app.on_response_prepare.append(add_ratelimit_headers)
+    app.on_response_prepare.append(add_cache_headers)
     app.cleanup_ctx.append(library_ctx)
     app.cleanup_ctx.append(auth_ctx)
     app.cleanup_ctx.append(ratelimit_ctx)

@@ -14,6 +14,7 @@ from .templating import render
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "application/problem+json"
+UNEXPECTED = "the server hit an unexpected error; it has been logged"
 # What aiohttp's own errors mean to someone using this API.
 HTTP_DETAILS = {
     404: "there is nothing at this path; the API has /upload, /download, /list, /info and /delete",
@@ -36,22 +37,29 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         raise
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.path_qs)
-        return problem(request, HTTPStatus.INTERNAL_SERVER_ERROR,
-                       "the server hit an unexpected error; it has been logged")
+        return problem(request, HTTPStatus.INTERNAL_SERVER_ERROR, UNEXPECTED)
 
 
 def problem(request: web.Request, status: HTTPStatus, detail: str, extra=None,
             headers=None) -> web.Response:
     """An RFC 9457 problem, or the same facts as a page for a browser."""
-    body = {"type": "about:blank", "title": status.phrase, "status": int(status),
-            "detail": detail, **(extra or {})}
     if wants_html(request):
-        response = render(request, "error.html", {"problem": body}, status=int(status))
+        response = render(request, "error.html", {"problem": problem_body(status, detail, extra)},
+                          status=int(status))
     else:
-        response = web.Response(status=int(status), text=json.dumps(body),
-                                content_type=PROBLEM_TYPE)
+        response = problem_json(status, detail, extra)
     response.headers.update(headers or {})
     return response
+
+
+def problem_json(status: HTTPStatus, detail: str, extra=None) -> web.Response:
+    return web.Response(status=int(status), text=json.dumps(problem_body(status, detail, extra)),
+                        content_type=PROBLEM_TYPE)
+
+
+def problem_body(status: HTTPStatus, detail: str, extra=None) -> dict:
+    return {"type": "about:blank", "title": status.phrase, "status": int(status),
+            "detail": detail, **(extra or {})}
 
 
 def _http_detail(request: web.Request, exc: web.HTTPException) -> str:

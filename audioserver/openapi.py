@@ -6,6 +6,7 @@ it is a route, it is a valid OpenAPI document, and schemathesis sends it
 generated requests against a live server and checks every answer against it.
 """
 
+from .bodies import FORM_TYPES
 from .listing import DEFAULT_LIMIT, MAX_LIMIT, SORT_COLUMNS
 from .settings import VISIBILITIES
 from .waveform import DEFAULT_POINTS, MAX_POINTS
@@ -70,8 +71,11 @@ def _redirect(description: str) -> dict:
 
 
 def _form(properties: dict, required: tuple = ()) -> dict:
+    """A small form, in either encoding; a field over 4 KiB, or a file, is a 400."""
     schema = {"type": "object", "properties": properties, "required": list(required)}
-    return {"required": False, "content": {"application/x-www-form-urlencoded": {"schema": schema}}}
+    return {"required": False,
+            "description": "Either encoding; no field over 4096 bytes, and no files",
+            "content": {media_type: {"schema": schema} for media_type in FORM_TYPES}}
 
 
 NAME = _query("name", _ref("schemas", "Name"), "The audio's name", required=True)
@@ -186,7 +190,7 @@ def _paths() -> dict:
                              "requestBody": _form({"csrf_token": CSRF_FIELD}),
                              "responses": {"204": {"description": "Signed out"},
                                            "303": _redirect("A browser: to the home page"),
-                                           **_problems(403, 408, 413)}}},
+                                           **_problems(400, 403, 408, 413)}}},
         "/setup": {
             "get": {"summary": "Create the first admin, while there is no account",
                     "operationId": "setupForm",

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from .auth import SESSION_COOKIE, require_uploader
 from .authweb import CSRF_FIELD, check_csrf
-from .bodies import MALFORMED_BODY, Pace
+from .bodies import MALFORMED_BODY, MAX_FIELD_SIZE, Pace, check_field_size
 from .errors import AudioServerError, BadRequest, NameTaken, TooLarge
 from .library import Library, Staged
 from .middlewares import problem
@@ -21,8 +21,6 @@ from .names import validate_name
 from .typedefs import auth_key, config_key, csrf_pending_key, library_key
 
 CHUNK_SIZE = 256 * 1024
-# Form fields other than files: a visibility, a CSRF token.
-MAX_FIELD_SIZE = 4096
 # Parts of one multipart upload: a folder's worth of files, not a flood of
 # tiny parts that each cost a temporary file.
 MAX_PARTS = 1000
@@ -122,13 +120,12 @@ async def _receive_multipart(request: web.Request) -> tuple[list[Staged], dict[s
 
 
 async def _field_value(part, pace: Pace) -> str:
-    """A form field that is not a file, read whole: so it must be small."""
+    """A form field that is not a file (a visibility, a CSRF token), read
+    whole: so it must be small."""
     value = b""
     while chunk := await pace.read(lambda: part.read_chunk(MAX_FIELD_SIZE)):
         value += chunk
-        if len(value) > MAX_FIELD_SIZE:
-            raise BadRequest(f"the form field {part.name!r} is longer than "
-                             f"{MAX_FIELD_SIZE} bytes; only files may be large")
+        check_field_size(part.name, len(value))
     return value.decode("utf-8", "replace")
 
 
