@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from .db import Database
 from .models import AudioInfo, AudioRecord
 from .probe import ProbePool
-from .reconcile import reconcile
+from .reconcile import check_database_not_lost, database_is_blank, reconcile
 from .settings import Config
 from .storage import LocalStorage, Upload
 
@@ -87,17 +87,21 @@ class Library:
 
 
 @asynccontextmanager
-async def open_library(config: Config, reconcile_storage: bool = True):
+async def open_library(config: Config, reconcile_storage: bool = True,
+                       recovering: bool = False):
     """Open storage, database and parser workers; close whatever was opened.
 
     Only the server reconciles: an importer running beside it must not take
-    the server's in-flight uploads for leftovers.
+    the server's in-flight uploads for leftovers. Only `recover` may open a
+    lost database (see check_database_not_lost).
     """
     storage = LocalStorage(config.data_dir)
-    if config.db_path.exists():
-        storage.check_present()
-    else:
+    if not recovering:
+        check_database_not_lost(config, storage)
+    if database_is_blank(config):
         storage.create()
+    else:
+        storage.check_present()
     async with AsyncExitStack() as stack:
         db = Database(config.db_path)
         stack.push_async_callback(db.close)  # close() copes with a half-done open()

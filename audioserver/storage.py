@@ -184,6 +184,13 @@ class LocalStorage:
         """Keys of every audio file present (sidecars excluded)."""
         return {entry.name for entry in os.scandir(self.audio_dir) if "." not in entry.name}
 
+    def count_stored(self) -> int:
+        """How many audio files there are; 0 if there is no storage directory."""
+        try:
+            return len(self.stored_keys())
+        except FileNotFoundError:
+            return 0
+
     def remove_temp_leftovers(self) -> list[str]:
         """Delete uploads a previous process never finished; return their names."""
         removed = []
@@ -192,8 +199,12 @@ class LocalStorage:
             removed.append(entry.name)
         return removed
 
-    def remove_unreferenced(self, keys: set[str]) -> None:
-        self._remove(sorted(keys))
+    def remove_sidecars(self, keys: set[str]) -> None:
+        """Remove the derived files of `keys`, whose audio files are gone."""
+        for key in sorted(keys):
+            for path in self.audio_dir.glob(key + ".*"):
+                path.unlink(missing_ok=True)
+        _fsync_dir(self.audio_dir)
 
 
 def _fsync_dir(path: Path) -> None:
