@@ -7,11 +7,13 @@ without its file or a file without its row.
 """
 
 import asyncio
+import functools
 import logging
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from . import meta
 from .db import Database
 from .models import AudioInfo, AudioRecord
 from .probe import ProbePool
@@ -50,16 +52,17 @@ class Library:
 
     async def _commit(self, staged: list[Staged], infos: list[AudioInfo], owner: str | None,
                       visibility: str) -> list[AudioRecord]:
+        created_at = now_rfc3339()
+        # Keys are chosen when the files are published; the sidecars do not hold them.
+        records = [_record(item, info, "", created_at, owner, visibility)
+                   for item, info in zip(staged, infos)]
         try:
-            keys = await self.storage.publish([item.upload for item in staged])
+            keys = await self.storage.publish([item.upload for item in staged],
+                                              [meta.encode(record) for record in records])
         except BaseException:
             await self.discard(staged)
             raise
-        created_at = now_rfc3339()
-        records = [
-            _record(item, info, key, created_at, owner, visibility)
-            for item, info, key in zip(staged, infos, keys)
-        ]
+        records = [record._replace(storage_key=key) for record, key in zip(records, keys)]
         try:
             await self.db.insert(records)
         except BaseException:
@@ -85,6 +88,18 @@ class Library:
         log.info("deleted %r", name)
         return record
 
+
+    async def set_visibility(self, name: str, visibility: str) -> AudioRecord:
+        return await asyncio.shield(self.db.set_visibility(name, visibility, self._rewrite_meta))
+
+    async def _rewrite_meta(self, before: AudioRecord, after: AudioRecord):
+        """Called inside the row's transaction, before it commits: the
+        database's write lock, shared by every worker, orders the sidecar
+        writes as it orders the commits. A commit that fails puts the old
+        sidecar back; a crash before the commit leaves the sidecar ahead of
+        the row, and the next start rewrites it from the row (reconcile)."""
+        await self.storage.write_meta(after.storage_key, meta.encode(after))
+        return functools.partial(self.storage.write_meta, before.storage_key, meta.encode(before))
 
 @asynccontextmanager
 async def open_library(config: Config, reconcile_storage: bool = True,

@@ -9,6 +9,7 @@ unfinished temporary uploads, and derived files whose audio file is gone.
 import asyncio
 import logging
 
+from . import meta
 from .db import Database
 from .errors import StartupError
 from .settings import Config
@@ -40,6 +41,20 @@ async def reconcile(db: Database, storage: LocalStorage) -> None:
     if orphans:
         await asyncio.to_thread(storage.remove_sidecars, orphans)
     await _update_availability(db, storage, rows, stored)
+    await _sync_metas(db, storage, stored)
+
+
+async def _sync_metas(db: Database, storage: LocalStorage, stored: set[str]) -> None:
+    """Make every stored file's sidecar say what its row says: a library from
+    before sidecars gets them (so an upgrade is protected at once), and one
+    a crash left ahead of its row is put back (the database is the truth)."""
+    metas = {record.storage_key: meta.encode(record) for record in await db.records()
+             if record.storage_key in stored}
+    written = await asyncio.to_thread(storage.sync_metas, metas)
+    if written:
+        log.warning("wrote the metadata sidecar of %d stored file%s, from which "
+                    "`python -m audioserver recover` can rebuild a lost database",
+                    len(written), "s" if len(written) != 1 else "")
 
 
 def check_database_not_lost(config: Config, storage: LocalStorage | None = None) -> None:

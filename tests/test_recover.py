@@ -5,13 +5,14 @@ Each test runs the real server (see serverprocess.py) on a temporary data
 directory and talks to it over real sockets.
 """
 
+import json
 import os
 import shutil
 
 import pytest
 
 import audiofiles
-from serverprocess import ServerProcess, audioserver
+from serverprocess import ServerProcess, account, audioserver, query, sha256
 
 
 @pytest.fixture
@@ -87,3 +88,102 @@ def test_commands_other_than_recover_refuse_a_lost_database(server):
     assert done.returncode == 1
     assert "python -m audioserver recover" in done.stderr
     assert not (server.data_dir / "audioserver.sqlite3").exists()
+
+
+# Rebuilding the library with `recover`
+
+PASSWORD = "correct horse battery"
+
+
+def users_server(tmp_path) -> ServerProcess:
+    return ServerProcess(tmp_path / "data", tmp_path, workers=1)
+
+
+def as_user(server, headers: dict):
+    """Requests of `server` signed in with `headers` from here on."""
+    server.headers = headers
+    return server
+
+
+def put(server, name: str, data: bytes, visibility: str = "public") -> dict:
+    status, _, body = server.request("PUT", f"/upload?{query(name)}&visibility={visibility}",
+                                     data)
+    assert status == 201, body
+    return json.loads(body)
+
+
+def library_seen_by_an_admin(server) -> list[dict]:
+    listing = server.listing()
+    return sorted(listing, key=lambda item: item["name"])
+
+
+def make_library(server) -> dict[str, bytes]:
+    """Several owners, private and public files, a visibility changed, a
+    file deleted; return the bytes of every file left."""
+    data = server.data_dir
+    admin = account(data, "root", PASSWORD, "--admin")
+    alice = account(data, "alice", PASSWORD)
+    bob = account(data, "bob", PASSWORD)
+    server.start(server_command(server))
+    files = {
+        "alice-public.wav": audiofiles.wav(1),
+        "alice-private.flac": audiofiles.encode(0.5, "FLAC", channels=2),
+        "alice-later-private.wav": audiofiles.wav(0.25, samplerate=22050),
+        "bob-private.ogg": audiofiles.encode(0.75, "OGG", subtype="VORBIS"),
+        "root.mp3": audiofiles.lame_mp3(1.5),
+        "deleted.wav": audiofiles.wav(0.3),
+    }
+    as_user(server, alice)
+    put(server, "alice-public.wav", files["alice-public.wav"])
+    put(server, "alice-private.flac", files["alice-private.flac"], "private")
+    put(server, "alice-later-private.wav", files["alice-later-private.wav"])
+    status, _, _ = server.request(
+        "POST", f"/visibility?{query('alice-later-private.wav')}&visibility=private")
+    assert status == 200
+    as_user(server, bob)
+    put(server, "bob-private.ogg", files["bob-private.ogg"], "private")
+    put(server, "deleted.wav", files.pop("deleted.wav"))
+    assert server.request("DELETE", "/delete?" + query("deleted.wav"))[0] == 204
+    as_user(server, admin)
+    put(server, "root.mp3", files["root.mp3"])
+    return files
+
+
+def server_command(server, *extra):
+    return server.command("--auth", "users", *extra)
+
+
+@pytest.mark.parametrize("how", ["deleted", "truncated"])
+def test_recover_rebuilds_the_library_from_the_stored_files(tmp_path, how):
+    server = users_server(tmp_path)
+    try:
+        files = make_library(server)
+        before = library_seen_by_an_admin(server)
+        assert [item["visibility"] for item in before] == [
+            "private", "private", "public", "private", "public"]
+        assert server.stop() == 0
+        stored = snapshot(server.data_dir / "audio")
+        lose_database(server.data_dir, how)
+        assert server.run_until_exit("--auth", "users") == 1
+        assert "python -m audioserver recover" in server.stderr
+        assert snapshot(server.data_dir / "audio") == stored
+
+        done = audioserver(server.data_dir, "recover")
+        assert done.returncode == 0, done.stderr
+        summary = done.stdout.strip().splitlines()[-1]
+        assert summary.startswith("recovered 5, skipped 0")
+        assert "alice, bob, root" in done.stdout and "user passwd" in done.stdout
+        # The accounts are back without a usable password; an admin is made anew.
+        admin = account(server.data_dir, "admin", PASSWORD, "--admin")
+        server.start(server_command(server))
+        as_user(server, admin)
+        after = library_seen_by_an_admin(server)
+        assert after == before
+        for name, data in files.items():
+            assert server.download_sha256(name) == sha256(data)
+        assert audioserver(server.data_dir, "user", "passwd", "alice", "--password-stdin",
+                           stdin=PASSWORD + "\n").returncode == 0
+        listed = audioserver(server.data_dir, "user", "list").stdout
+        assert "alice\tuser\t3 files" in listed and "bob\tuser\t1 file\t" in listed
+    finally:
+        server.kill()
