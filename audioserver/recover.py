@@ -112,7 +112,8 @@ async def _recreate_owner(accounts: Accounts, name: str) -> bool:
 
 
 def _summarise(added: int, skipped: Counter, recreated: list[str]) -> None:
-    why = ", ".join(f"{count} {reason}" for reason, count in skipped.most_common())
+    why = ", ".join(f"{count} {reason}"
+                    for reason, count in sorted(skipped.items(), key=lambda item: (-item[1], item[0])))
     if recreated:
         print(f"recreated {len(recreated)} account{'s' if len(recreated) != 1 else ''} "
               f"without a password: {', '.join(sorted(recreated))}. Set one with "

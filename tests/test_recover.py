@@ -8,6 +8,7 @@ directory and talks to it over real sockets.
 import json
 import os
 import shutil
+import sqlite3
 
 import pytest
 
@@ -187,3 +188,97 @@ def test_recover_rebuilds_the_library_from_the_stored_files(tmp_path, how):
         assert "alice\tuser\t3 files" in listed and "bob\tuser\t1 file\t" in listed
     finally:
         server.kill()
+
+
+def meta_of(data_dir, key: str) -> dict:
+    return json.loads((data_dir / "audio" / f"{key}.meta").read_bytes())
+
+
+def storage_key(data_dir, name: str) -> str:
+    db = sqlite3.connect(data_dir / "audioserver.sqlite3")
+    try:
+        (key,) = db.execute("SELECT storage_key FROM audio WHERE name = ?", (name,)).fetchone()
+        return key
+    finally:
+        db.close()
+
+
+def start_with_an_account(server, name: str = "alice") -> None:
+    """Start in users mode, signed in as a new account `name` from here on."""
+    headers = account(server.data_dir, name, PASSWORD)
+    server.start(server_command(server))
+    as_user(server, headers)
+
+
+def test_the_sidecar_follows_the_row_and_is_backfilled_at_start(server):
+    start_with_an_account(server)
+    uploaded = put(server, "song.wav", audiofiles.wav())
+    key = storage_key(server.data_dir, "song.wav")
+    assert meta_of(server.data_dir, key) == {
+        "version": 1, "name": "song.wav", "owner": "alice", "visibility": "public",
+        "created_at": uploaded["created_at"], "sha256": uploaded["sha256"],
+        "size": uploaded["size"]}
+    status, _, _ = server.request("POST", f"/visibility?{query('song.wav')}&visibility=private")
+    assert status == 200
+    assert meta_of(server.data_dir, key)["visibility"] == "private"
+    assert server.stop() == 0
+    # A library from before sidecars: start writes them.
+    sidecar = server.data_dir / "audio" / f"{key}.meta"
+    written = sidecar.read_bytes()
+    sidecar.unlink()
+    server.start(server_command(server))
+    assert "wrote the metadata sidecar of 1 stored file" in server.stderr
+    assert sidecar.read_bytes() == written
+    assert server.stop() == 0
+    # A crash after the sidecar was written but before the row committed:
+    # the row is the truth, and start puts the sidecar back in line.
+    sidecar.write_bytes(written.replace(b'"private"', b'"public"'))
+    server.start(server_command(server))
+    assert sidecar.read_bytes() == written
+    assert server.info("song.wav")[1]["visibility"] == "private"
+
+
+def test_recover_skips_a_file_that_is_not_the_one_uploaded(server):
+    server.start()
+    put(server, "good.wav", audiofiles.wav())
+    put(server, "changed.wav", audiofiles.wav(0.5))
+    put(server, "unnamed.wav", audiofiles.wav(0.25))
+    assert server.stop() == 0
+    changed = server.data_dir / "audio" / storage_key(server.data_dir, "changed.wav")
+    changed.write_bytes(audiofiles.wav(0.6))  # not what was uploaded
+    unnamed = storage_key(server.data_dir, "unnamed.wav")
+    (server.data_dir / "audio" / f"{unnamed}.meta").unlink()
+    lose_database(server.data_dir, "deleted")
+    done = audioserver(server.data_dir, "recover")
+    assert done.returncode == 1  # something was left out
+    assert done.stdout.strip() == "recovered 1, skipped 2 (1 no sidecar, 1 sha256 mismatch)"
+    assert f"skipped {changed.name}: 'changed.wav' is not the file that was uploaded" in done.stderr
+    assert f"skipped {unnamed}: it has no .meta sidecar" in done.stderr
+    assert changed.exists() and (server.data_dir / "audio" / unnamed).exists()
+    server.start()
+    assert server.names() == ["good.wav"]
+    assert "kept " + changed.name in server.stderr and "kept " + unnamed in server.stderr
+
+
+def test_recover_leaves_a_database_with_rows_alone_unless_told_to_merge(server):
+    start_with_an_account(server)
+    put(server, "kept.wav", audiofiles.wav())
+    put(server, "stray.wav", audiofiles.wav(0.5), "private")
+    assert server.stop() == 0
+    # A crash between publishing a file and committing its row leaves this.
+    db = sqlite3.connect(server.data_dir / "audioserver.sqlite3")
+    with db:
+        db.execute("DELETE FROM audio WHERE name = 'stray.wav'")
+    db.close()
+    before = snapshot(server.data_dir)
+    refused = audioserver(server.data_dir, "recover")
+    assert refused.returncode == 1
+    assert "lists 1 files, so it was not lost" in refused.stderr and "--merge" in refused.stderr
+    assert snapshot(server.data_dir) == before
+    merged = audioserver(server.data_dir, "recover", "--merge")
+    assert merged.returncode == 0, merged.stderr
+    assert merged.stdout.strip() == "recovered 1, skipped 0"
+    server.start(server_command(server))
+    assert server.names() == ["kept.wav", "stray.wav"]
+    assert server.info("stray.wav")[1]["visibility"] == "private"
+    assert server.download_sha256("stray.wav") == sha256(audiofiles.wav(0.5))
