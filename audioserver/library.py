@@ -79,7 +79,7 @@ class Library:
 
     async def remove(self, name: str) -> AudioRecord:
         """Delete the row, then the file: a crash between leaves a stray file,
-        which the next start removes, never a row pointing at nothing."""
+        which the next start keeps and logs, never a row pointing at nothing."""
         return await asyncio.shield(self._remove(name))
 
     async def _remove(self, name: str) -> AudioRecord:
@@ -87,7 +87,6 @@ class Library:
         await self.storage.remove([record.storage_key])
         log.info("deleted %r", name)
         return record
-
 
     async def set_visibility(self, name: str, visibility: str) -> AudioRecord:
         return await asyncio.shield(self.db.set_visibility(name, visibility, self._rewrite_meta))
@@ -100,6 +99,7 @@ class Library:
         the row, and the next start rewrites it from the row (reconcile)."""
         await self.storage.write_meta(after.storage_key, meta.encode(after))
         return functools.partial(self.storage.write_meta, before.storage_key, meta.encode(before))
+
 
 @asynccontextmanager
 async def open_library(config: Config, reconcile_storage: bool = True,

@@ -243,7 +243,10 @@ def test_recover_skips_a_file_that_is_not_the_one_uploaded(server):
     put(server, "good.wav", audiofiles.wav())
     put(server, "changed.wav", audiofiles.wav(0.5))
     put(server, "unnamed.wav", audiofiles.wav(0.25))
+    put(server, "garbled.wav", audiofiles.wav(0.2))
     assert server.stop() == 0
+    garbled = storage_key(server.data_dir, "garbled.wav")
+    (server.data_dir / "audio" / f"{garbled}.meta").write_bytes(b"{not json")
     changed = server.data_dir / "audio" / storage_key(server.data_dir, "changed.wav")
     changed.write_bytes(audiofiles.wav(0.6))  # not what was uploaded
     unnamed = storage_key(server.data_dir, "unnamed.wav")
@@ -251,7 +254,9 @@ def test_recover_skips_a_file_that_is_not_the_one_uploaded(server):
     lose_database(server.data_dir, "deleted")
     done = audioserver(server.data_dir, "recover")
     assert done.returncode == 1  # something was left out
-    assert done.stdout.strip() == "recovered 1, skipped 2 (1 no sidecar, 1 sha256 mismatch)"
+    assert done.stdout.strip() == (
+        "recovered 1, skipped 3 (1 bad sidecar, 1 no sidecar, 1 sha256 mismatch)")
+    assert f"skipped {garbled}: its .meta sidecar cannot be used: it is not JSON" in done.stderr
     assert f"skipped {changed.name}: 'changed.wav' is not the file that was uploaded" in done.stderr
     assert f"skipped {unnamed}: it has no .meta sidecar" in done.stderr
     assert changed.exists() and (server.data_dir / "audio" / unnamed).exists()
