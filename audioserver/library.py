@@ -100,6 +100,24 @@ class Library:
         await self.storage.write_meta(after.storage_key, meta.encode(after))
         return functools.partial(self.storage.write_meta, before.storage_key, meta.encode(before))
 
+    async def disown(self, keys: list[str]):
+        """Remove the owner from the sidecars of `keys`, inside the transaction
+        that removes the account (see _rewrite_meta for why inside); return
+        an undo that puts them back."""
+        old, new = {}, {}
+        for key in keys:
+            data = await self.storage.read_meta(key)
+            try:
+                new[key] = meta.disowned(data or b"")
+                old[key] = data
+            except ValueError:
+                pass  # missing or unreadable: the next start writes it from the row
+        await asyncio.to_thread(self.storage.sync_metas, new)
+
+        async def undo():
+            await asyncio.to_thread(self.storage.sync_metas, old)
+        return undo
+
 
 @asynccontextmanager
 async def open_library(config: Config, reconcile_storage: bool = True,

@@ -20,7 +20,15 @@ META_FIELDS = {"name": str, "owner": (str, type(None)), "visibility": str,
 def encode(record: AudioRecord) -> bytes:
     """The sidecar of `record`; the same record always gives the same bytes,
     so a sidecar that agrees with its row is recognised by comparing bytes."""
-    fields = {name: getattr(record, name) for name in META_FIELDS}
+    return _dump({name: getattr(record, name) for name in META_FIELDS})
+
+
+def disowned(data: bytes) -> bytes:
+    """The sidecar `data` with no owner, as its row is once the account goes."""
+    return _dump({**decode(data), "owner": None})
+
+
+def _dump(fields: dict) -> bytes:
     return json.dumps({"version": META_VERSION, **fields}, sort_keys=True).encode() + b"\n"
 
 

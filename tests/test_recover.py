@@ -287,3 +287,23 @@ def test_recover_leaves_a_database_with_rows_alone_unless_told_to_merge(server):
     assert server.names() == ["kept.wav", "stray.wav"]
     assert server.info("stray.wav")[1]["visibility"] == "private"
     assert server.download_sha256("stray.wav") == sha256(audiofiles.wav(0.5))
+
+
+def test_removing_an_account_disowns_its_files_in_their_sidecars_too(server):
+    start_with_an_account(server)
+    put(server, "mine.wav", audiofiles.wav(), "private")
+    key = storage_key(server.data_dir, "mine.wav")
+    # With the server running, as an operator would.
+    removed = audioserver(server.data_dir, "user", "remove", "alice")
+    assert removed.returncode == 0, removed.stderr
+    assert meta_of(server.data_dir, key)["owner"] is None
+    assert server.stop() == 0
+    lose_database(server.data_dir, "deleted")
+    done = audioserver(server.data_dir, "recover")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "recovered 1, skipped 0"  # no account to recreate
+    admin = account(server.data_dir, "admin", PASSWORD, "--admin")
+    server.start(server_command(server))
+    as_user(server, admin)
+    (item,) = server.listing()
+    assert (item["name"], item["owner"], item["visibility"]) == ("mine.wav", None, "private")
