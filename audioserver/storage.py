@@ -2,9 +2,10 @@
 
 Files live under server-chosen keys in `<data>/audio/`; a client's name
 never becomes a path. Beside each, `<key>.meta` keeps what its row holds
-(meta.py), and derived files (waveform peaks) sit as `<key>.<suffix>`. An upload is written to `<data>/tmp/`, fsynced and
-renamed into place, so `audio/` only ever holds complete files. The blocking
-calls run in threads: the methods here are async for the handlers' sake.
+(meta.py), and derived files (waveform peaks) sit as `<key>.<suffix>`. An
+upload is written to `<data>/tmp/`, fsynced and renamed into place, so
+`audio/` only ever holds complete files. The blocking calls run in threads:
+the methods here are async for the handlers' sake.
 """
 
 import asyncio
