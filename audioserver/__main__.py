@@ -1,4 +1,5 @@
-"""The command line: `python -m audioserver` serves, `... import PATH...` adds files."""
+"""The command line: `python -m audioserver` serves, `... import PATH...` adds files,
+`... recover` rebuilds a lost database; `user` and `token` are in accountcli.py."""
 
 import argparse
 import asyncio
@@ -10,6 +11,7 @@ from pathlib import Path
 from . import accountcli
 from .errors import StartupError
 from .importer import import_paths
+from .recover import recover
 from .serving import LOG_FORMAT, serve
 from .settings import (AUTH_MODES, ENVIRONMENT, VISIBILITIES, Config,
                        defaults_from_environment, parse_address, parse_allowed_host,
@@ -73,6 +75,16 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
     importer.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     # SUPPRESS: a flag given before `import` is not reset by the subcommand.
     _add_storage_flags(importer, dict.fromkeys(defaults, argparse.SUPPRESS))
+    recoverer = commands.add_parser(
+        "recover", help="rebuild a lost database from the stored files",
+        description="Rebuild the library's rows (names, owners, visibility) from the "
+        "metadata kept beside every stored file, checking each file's sha256. "
+        "Stop the server first.",
+    )
+    recoverer.add_argument("--merge", action="store_true",
+                           help="the database is not empty: add only the stored files "
+                           "no row names (those the server logs as kept at start)")
+    _add_storage_flags(recoverer, dict.fromkeys(defaults, argparse.SUPPRESS))
     accountcli.add_commands(
         commands, lambda sub: _add_storage_flags(sub, dict.fromkeys(defaults, argparse.SUPPRESS)))
     return parser
@@ -124,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "import":
             return asyncio.run(import_paths(config, args.paths))
+        if args.command == "recover":
+            return asyncio.run(recover(config, args.merge))
         if args.command in ("user", "token"):
             return asyncio.run(accountcli.run(config, args))
         serve(config)

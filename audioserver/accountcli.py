@@ -50,7 +50,7 @@ async def run(config: Config, args: argparse.Namespace) -> int:
     """Run one account command; 0 on success, 1 with a message on stderr otherwise."""
     try:
         async with open_library(config, reconcile_storage=False) as library:
-            auth = Auth(Accounts(library.db), config)
+            auth = Auth(Accounts(library.db, on_disown=library.disown), config)
             await _COMMANDS[args.command, args.action](auth, args)
     except AudioServerError as exc:
         print(f"audioserver: {exc.detail}", file=sys.stderr)

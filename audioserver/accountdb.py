@@ -39,8 +39,13 @@ class ApiToken:
 
 
 class Accounts:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, on_disown=None):
+        """`on_disown(storage_keys)`, if given, runs inside the transaction
+        that removes an account, for the files it owned, and returns an async
+        undo for when the commit fails (Library.disown keeps their sidecars
+        in line)."""
         self.db = db
+        self.on_disown = on_disown
 
     # Users
 
@@ -80,10 +85,21 @@ class Accounts:
 
     async def remove_user(self, name: str) -> None:
         """Its sessions and tokens go with it; its files stay, without an owner."""
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute("DELETE FROM users WHERE name = ?", (name,))
-            if cursor.rowcount == 0:
-                raise _no_user(name)
+        undo = None
+        try:
+            async with self.db.transaction() as conn:
+                cursor = await conn.execute("SELECT storage_key FROM audio WHERE owner = ?",
+                                            (name,))
+                keys = [key for (key,) in await cursor.fetchall()]
+                cursor = await conn.execute("DELETE FROM users WHERE name = ?", (name,))
+                if cursor.rowcount == 0:
+                    raise _no_user(name)
+                if keys and self.on_disown is not None:
+                    undo = await self.on_disown(keys)
+        except BaseException:
+            if undo is not None:
+                await undo()
+            raise
 
     # Sessions
 

@@ -239,6 +239,11 @@ class Database:
         cursor = await self._reader.execute("SELECT storage_key, name, available FROM audio")
         return {key: (name, bool(available)) for key, name, available in await cursor.fetchall()}
 
+    async def records(self) -> list[AudioRecord]:
+        """Every row, available or not."""
+        cursor = await self._reader.execute(f"SELECT {COLUMNS} FROM audio")
+        return [_record(row) for row in await cursor.fetchall()]
+
     async def _fetch_one(self, sql: str, params) -> AudioRecord | None:
         cursor = await self._reader.execute(sql, params)
         row = await cursor.fetchone()
@@ -271,16 +276,30 @@ class Database:
             raise _not_found(name)
         return _record(row)
 
-    async def set_visibility(self, name: str, visibility: str) -> AudioRecord:
-        async with self.transaction() as conn:
-            cursor = await conn.execute(
-                f"UPDATE audio SET visibility = ? WHERE name = ? RETURNING {COLUMNS}",
-                (visibility, name))
-            row = await cursor.fetchone()
-            await cursor.close()
-        if row is None:
-            raise _not_found(name)
-        return _record(row)
+    async def set_visibility(self, name: str, visibility: str,
+                             before_commit=None) -> AudioRecord:
+        """Change the visibility of `name`. `before_commit(before, after)`, if
+        given, runs inside the transaction and returns an async undo, which
+        is awaited if the commit then fails."""
+        undo = None
+        try:
+            async with self.transaction() as conn:
+                cursor = await conn.execute(f"SELECT {COLUMNS} FROM audio WHERE name = ?", (name,))
+                row = await cursor.fetchone()
+                await cursor.close()
+                if row is None:
+                    raise _not_found(name)
+                await conn.execute("UPDATE audio SET visibility = ? WHERE name = ?",
+                                   (visibility, name))
+                before = _record(row)
+                after = before._replace(visibility=visibility)
+                if before_commit is not None:
+                    undo = await before_commit(before, after)
+        except BaseException:
+            if undo is not None:
+                await undo()
+            raise
+        return after
 
     async def set_available(self, keys: list[str], available: bool) -> None:
         async with self.transaction() as conn:

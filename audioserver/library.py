@@ -7,15 +7,17 @@ without its file or a file without its row.
 """
 
 import asyncio
+import functools
 import logging
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from . import meta
 from .db import Database
 from .models import AudioInfo, AudioRecord
 from .probe import ProbePool
-from .reconcile import reconcile
+from .reconcile import check_database_not_lost, database_is_blank, reconcile
 from .settings import Config
 from .storage import LocalStorage, Upload
 
@@ -50,16 +52,17 @@ class Library:
 
     async def _commit(self, staged: list[Staged], infos: list[AudioInfo], owner: str | None,
                       visibility: str) -> list[AudioRecord]:
+        created_at = now_rfc3339()
+        # Keys are chosen when the files are published; the sidecars do not hold them.
+        records = [_record(item, info, "", created_at, owner, visibility)
+                   for item, info in zip(staged, infos)]
         try:
-            keys = await self.storage.publish([item.upload for item in staged])
+            keys = await self.storage.publish([item.upload for item in staged],
+                                              [meta.encode(record) for record in records])
         except BaseException:
             await self.discard(staged)
             raise
-        created_at = now_rfc3339()
-        records = [
-            _record(item, info, key, created_at, owner, visibility)
-            for item, info, key in zip(staged, infos, keys)
-        ]
+        records = [record._replace(storage_key=key) for record, key in zip(records, keys)]
         try:
             await self.db.insert(records)
         except BaseException:
@@ -76,7 +79,7 @@ class Library:
 
     async def remove(self, name: str) -> AudioRecord:
         """Delete the row, then the file: a crash between leaves a stray file,
-        which the next start removes, never a row pointing at nothing."""
+        which the next start keeps and logs, never a row pointing at nothing."""
         return await asyncio.shield(self._remove(name))
 
     async def _remove(self, name: str) -> AudioRecord:
@@ -85,19 +88,53 @@ class Library:
         log.info("deleted %r", name)
         return record
 
+    async def set_visibility(self, name: str, visibility: str) -> AudioRecord:
+        return await asyncio.shield(self.db.set_visibility(name, visibility, self._rewrite_meta))
+
+    async def _rewrite_meta(self, before: AudioRecord, after: AudioRecord):
+        """Called inside the row's transaction, before it commits: the
+        database's write lock, shared by every worker, orders the sidecar
+        writes as it orders the commits. A commit that fails puts the old
+        sidecar back; a crash before the commit leaves the sidecar ahead of
+        the row, and the next start rewrites it from the row (reconcile)."""
+        await self.storage.write_meta(after.storage_key, meta.encode(after))
+        return functools.partial(self.storage.write_meta, before.storage_key, meta.encode(before))
+
+    async def disown(self, keys: list[str]):
+        """Remove the owner from the sidecars of `keys`, inside the transaction
+        that removes the account (see _rewrite_meta for why inside); return
+        an undo that puts them back."""
+        old, new = {}, {}
+        for key in keys:
+            data = await self.storage.read_meta(key)
+            try:
+                new[key] = meta.disowned(data or b"")
+                old[key] = data
+            except ValueError:
+                pass  # missing or unreadable: the next start writes it from the row
+        await asyncio.to_thread(self.storage.sync_metas, new)
+
+        async def undo():
+            await asyncio.to_thread(self.storage.sync_metas, old)
+        return undo
+
 
 @asynccontextmanager
-async def open_library(config: Config, reconcile_storage: bool = True):
+async def open_library(config: Config, reconcile_storage: bool = True,
+                       recovering: bool = False):
     """Open storage, database and parser workers; close whatever was opened.
 
     Only the server reconciles: an importer running beside it must not take
-    the server's in-flight uploads for leftovers.
+    the server's in-flight uploads for leftovers. Only `recover` may open a
+    lost database (see check_database_not_lost).
     """
     storage = LocalStorage(config.data_dir)
-    if config.db_path.exists():
-        storage.check_present()
-    else:
+    if not recovering:
+        check_database_not_lost(config, storage)
+    if database_is_blank(config):
         storage.create()
+    else:
+        storage.check_present()
     async with AsyncExitStack() as stack:
         db = Database(config.db_path)
         stack.push_async_callback(db.close)  # close() copes with a half-done open()

@@ -1,16 +1,18 @@
 """Bring the database and the stored files into agreement at start-up.
 
 Nothing a user uploaded is ever deleted here: rows whose file is missing are
-only marked unavailable (and come back with the file); what is removed is
-what no row references — unfinished temporary uploads and files whose
-upload never committed.
+only marked unavailable (and come back with the file), and a complete file
+no row names is left in place (`recover` can adopt it). What is removed is
+unfinished temporary uploads, and derived files whose audio file is gone.
 """
 
 import asyncio
 import logging
 
+from . import meta
 from .db import Database
 from .errors import StartupError
+from .settings import Config
 from .storage import LocalStorage
 
 log = logging.getLogger(__name__)
@@ -24,15 +26,63 @@ async def reconcile(db: Database, storage: LocalStorage) -> None:
             f"none of the {len(rows)} files the database lists is in {storage.audio_dir}: "
             "is the right disk mounted? Nothing was changed."
         )
+    if not rows and stored:
+        # A database that lists nothing beside a store that holds files was
+        # lost or replaced: serving it would show an empty library.
+        raise StartupError(lost_database_message(len(stored), "its database lists none"))
     for leftover in await asyncio.to_thread(storage.remove_temp_leftovers):
         log.warning("removed the unfinished upload %s", leftover)
+    for key in sorted(stored - rows.keys()):
+        log.warning("kept %s: no row names it (an upload or a delete cut short by a crash); "
+                    "`python -m audioserver recover --merge` adds it to the library, "
+                    "or delete the file by hand", key)
     # Derived files (waveform peaks) of a file deleted while they were made.
-    unreferenced = (stored | await asyncio.to_thread(storage.sidecar_keys)) - rows.keys()
-    if unreferenced:
-        for key in sorted(unreferenced):
-            log.warning("removed %s: no row references it (an upload that never committed)", key)
-        await asyncio.to_thread(storage.remove_unreferenced, unreferenced)
+    orphans = await asyncio.to_thread(storage.sidecar_keys) - rows.keys() - stored
+    if orphans:
+        await asyncio.to_thread(storage.remove_sidecars, orphans)
     await _update_availability(db, storage, rows, stored)
+    await _sync_metas(db, storage, stored)
+
+
+async def _sync_metas(db: Database, storage: LocalStorage, stored: set[str]) -> None:
+    """Make every stored file's sidecar say what its row says: a library from
+    before sidecars gets them (so an upgrade is protected at once), and one
+    a crash left ahead of its row is put back (the database is the truth)."""
+    metas = {record.storage_key: meta.encode(record) for record in await db.records()
+             if record.storage_key in stored}
+    written = await asyncio.to_thread(storage.sync_metas, metas)
+    if written:
+        log.warning("wrote the metadata sidecar of %d stored file%s, from which "
+                    "`python -m audioserver recover` can rebuild a lost database",
+                    len(written), "s" if len(written) != 1 else "")
+
+
+def check_database_not_lost(config: Config, storage: LocalStorage | None = None) -> None:
+    """Stored files without a database are a lost database, not a new
+    install: starting would make an empty library and hide every file."""
+    storage = storage or LocalStorage(config.data_dir)
+    if not database_is_blank(config):
+        return
+    stored = storage.count_stored()
+    if stored:
+        what = "is missing" if not config.db_path.exists() else "is empty (0 bytes)"
+        raise StartupError(lost_database_message(stored, f"its database {what}"))
+
+
+def lost_database_message(stored: int, what: str) -> str:
+    return (
+        f"the data directory holds {stored} stored audio file{'s' if stored != 1 else ''} but "
+        f"{what}. Restore audioserver.sqlite3 from a backup, or rebuild the library from "
+        "the stored files with `python -m audioserver recover`. Nothing was changed."
+    )
+
+
+def database_is_blank(config: Config) -> bool:
+    """No database yet, or a file of 0 bytes (SQLite would take it for a new one)."""
+    try:
+        return config.db_path.stat().st_size == 0
+    except FileNotFoundError:
+        return True
 
 
 async def _update_availability(

@@ -25,6 +25,7 @@ from .db import Database
 from .errors import StartupError
 from .library import open_library
 from .main import create_app
+from .reconcile import check_database_not_lost
 from .settings import Config
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ PR_SET_PDEATHSIG = 1
 
 
 def serve(config: Config) -> None:
+    # Before anything opens the database, which would make a lost one anew.
+    check_database_not_lost(config)
     if asyncio.run(_needs_an_admin(config)):
         config = replace(config, setup_code=secrets.token_hex(6))
     if config.workers == 1:

@@ -1,9 +1,11 @@
 """Stored audio files: temporary uploads, fsync, atomic rename, removal.
 
 Files live under server-chosen keys in `<data>/audio/`; a client's name
-never becomes a path. An upload is written to `<data>/tmp/`, fsynced and
-renamed into place, so `audio/` only ever holds complete files. The blocking
-calls run in threads: the methods here are async for the handlers' sake.
+never becomes a path. Beside each, `<key>.meta` keeps what its row holds
+(meta.py), and derived files (waveform peaks) sit as `<key>.<suffix>`. An
+upload is written to `<data>/tmp/`, fsynced and renamed into place, so
+`audio/` only ever holds complete files. The blocking calls run in threads:
+the methods here are async for the handlers' sake.
 """
 
 import asyncio
@@ -16,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import StartupError, StorageFull
+from .meta import META_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -126,17 +129,20 @@ class LocalStorage:
             pass  # the write that failed is why we discard
         await asyncio.to_thread(upload.discard)
 
-    async def publish(self, uploads: list[Upload]) -> list[str]:
-        """Rename finished uploads into place under new keys; return the keys."""
-        return await asyncio.to_thread(self._publish, uploads)
+    async def publish(self, uploads: list[Upload], metas: list[bytes]) -> list[str]:
+        """Rename finished uploads into place under new keys, each with its
+        metadata sidecar (see meta.py) beside it; return the keys."""
+        return await asyncio.to_thread(self._publish, uploads, metas)
 
-    def _publish(self, uploads: list[Upload]) -> list[str]:
+    def _publish(self, uploads: list[Upload], metas: list[bytes]) -> list[str]:
         keys = []
         try:
-            for upload in uploads:
+            for upload, meta in zip(uploads, metas, strict=True):
                 key = secrets.token_hex(16)
-                os.rename(upload.path, self.path(key))
                 keys.append(key)
+                # The sidecar first: an audio file in place always has one.
+                self._write_durably(self.sidecar(key, META_SUFFIX), meta)
+                os.rename(upload.path, self.path(key))
             _fsync_dir(self.audio_dir)
         except BaseException:
             self._remove(keys)
@@ -175,6 +181,60 @@ class LocalStorage:
         finally:
             temp.unlink(missing_ok=True)
 
+    # The metadata sidecar (meta.py): written durably, it outlives a lost database.
+
+    async def read_meta(self, key: str) -> bytes | None:
+        return await self.read_sidecar(key, META_SUFFIX)
+
+    async def write_meta(self, key: str, data: bytes) -> None:
+        await asyncio.to_thread(self._write_meta, key, data)
+
+    def _write_meta(self, key: str, data: bytes) -> None:
+        self._write_durably(self.sidecar(key, META_SUFFIX), data)
+        _fsync_dir(self.audio_dir)
+
+    def sync_metas(self, metas: dict[str, bytes]) -> list[str]:
+        """Make each key's sidecar hold exactly its bytes in `metas`; return
+        the keys whose sidecar was missing or different, now rewritten."""
+        written = []
+        for key, data in metas.items():
+            try:
+                if self.sidecar(key, META_SUFFIX).read_bytes() == data:
+                    continue
+            except FileNotFoundError:
+                pass
+            self._write_durably(self.sidecar(key, META_SUFFIX), data)
+            written.append(key)
+        if written:
+            _fsync_dir(self.audio_dir)
+        return written
+
+    def _write_durably(self, path: Path, data: bytes) -> None:
+        """Through a fsynced temporary file and a rename: `path` holds the old
+        bytes or the new ones, never half; the caller fsyncs the directory."""
+        temp = self.temp_dir / (secrets.token_hex(16) + TEMP_SUFFIX)
+        try:
+            with _disk_full_is_507():
+                with open(temp, "xb") as file:
+                    file.write(data)
+                    file.flush()
+                    os.fsync(file.fileno())
+            os.rename(temp, path)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    async def hash_stored(self, key: str, chunk_size: int = 1024 * 1024) -> tuple[str, int]:
+        """The sha256 and size of the stored file `key`."""
+        return await asyncio.to_thread(self._hash_stored, key, chunk_size)
+
+    def _hash_stored(self, key: str, chunk_size: int) -> tuple[str, int]:
+        digest, size = hashlib.sha256(), 0
+        with open(self.path(key), "rb") as file:
+            while chunk := file.read(chunk_size):
+                digest.update(chunk)
+                size += len(chunk)
+        return digest.hexdigest(), size
+
     def sidecar_keys(self) -> set[str]:
         """Keys that have derived files beside them."""
         return {entry.name.split(".")[0] for entry in os.scandir(self.audio_dir)
@@ -184,6 +244,13 @@ class LocalStorage:
         """Keys of every audio file present (sidecars excluded)."""
         return {entry.name for entry in os.scandir(self.audio_dir) if "." not in entry.name}
 
+    def count_stored(self) -> int:
+        """How many audio files there are; 0 if there is no storage directory."""
+        try:
+            return len(self.stored_keys())
+        except FileNotFoundError:
+            return 0
+
     def remove_temp_leftovers(self) -> list[str]:
         """Delete uploads a previous process never finished; return their names."""
         removed = []
@@ -192,8 +259,12 @@ class LocalStorage:
             removed.append(entry.name)
         return removed
 
-    def remove_unreferenced(self, keys: set[str]) -> None:
-        self._remove(sorted(keys))
+    def remove_sidecars(self, keys: set[str]) -> None:
+        """Remove the derived files of `keys`, whose audio files are gone."""
+        for key in sorted(keys):
+            for path in self.audio_dir.glob(key + ".*"):
+                path.unlink(missing_ok=True)
+        _fsync_dir(self.audio_dir)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -134,7 +134,7 @@ async def set_visibility(request: web.Request) -> web.StreamResponse:
     record = await library.db.get(validate_name(fields["name"]), _viewer(request))
     auth.check_may_change(rules, request[user_key], record)
     visibility = auth.parse_visibility(rules, fields["visibility"])
-    record = await library.db.set_visibility(record.name, visibility)
+    record = await library.set_visibility(record.name, visibility)
     if wants_html(request):
         raise web.HTTPSeeOther(_info_url(request, record.name))
     return web.json_response(record.public())

@@ -79,8 +79,8 @@ async def test_delete_removes_the_row_and_the_file(client, upload, library):
     assert (await client.get("/download", params={"name": "a.wav"})).status == 404
     assert await listed(client) == ["b.wav"]
     assert (await client.get("/list")).headers["X-Total-Count"] == "1"
-    assert os.listdir(library.storage.audio_dir) == [
-        library.storage.path((await library.db.get("b.wav")).storage_key).name]
+    kept = (await library.db.get("b.wav")).storage_key
+    assert sorted(os.listdir(library.storage.audio_dir)) == [kept, kept + ".meta"]
     # Deleting again finds nothing; the name is free for a new file.
     assert (await client.delete("/delete", params={"name": "a.wav"})).status == 404
     assert (await upload("a.wav")).status == 201

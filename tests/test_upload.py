@@ -219,7 +219,7 @@ async def test_several_files_are_stored_all_or_none(client, upload, library):
     ))
     assert (await problem_of(response, 409))["name"] == "taken.wav"
     assert not await library.db.exists("new.wav")
-    assert len(stored_files(library)) == 1  # taken.wav's own file
+    assert len(stored_files(library)) == 2  # taken.wav's own file and its .meta sidecar
 
 
 async def test_the_same_name_twice_in_one_upload_is_refused(client, library):
