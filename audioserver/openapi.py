@@ -20,7 +20,9 @@ ERRORS = {
     403: "Not allowed: another's file, or a browser request without its CSRF token",
     404: "No such file, or a private file of someone else's",
     408: "The request body arrived too slowly",
-    409: "The name is taken",
+    409: "The name is in use: audio names are unique across the library (for a file "
+         "private to someone else the answer says only that the name is not available), "
+         "account names across the server",
     410: "The file's row is there but its file is missing from storage",
     413: "Larger than the server accepts",
     415: "Not audio this server can read",

@@ -345,6 +345,30 @@ async def test_a_private_file_is_invisible_to_everyone_else(client, account):
                              headers=alice)).status == 200
 
 
+async def test_a_409_does_not_confirm_a_private_file_exists(client, account, db_rows):
+    alice, bob = await account("alice"), await account("bob")
+    admin = await account("root", "admin")
+    assert (await put(client, "secret-plan.wav", alice, "private")).status == 201
+    before = db_rows("SELECT * FROM audio")
+    # One namespace for the whole library: bob cannot take the name, and is
+    # told only that it cannot be used, by a raw upload or a form.
+    several = aiohttp.FormData()
+    several.add_field("file", audiofiles.wav(), filename="secret-plan.wav")
+    for refused in [await put(client, "secret-plan.wav", bob),
+                    await client.post("/upload", data=several, headers={**JSON, **bob})]:
+        assert refused.status == 409
+        problem = await refused.json()
+        assert problem["detail"] == ("the name 'secret-plan.wav' is not available; "
+                                     "choose another name")
+        assert set(problem) == {"type", "title", "status", "detail", "name"}
+    assert db_rows("SELECT * FROM audio") == before
+    # Who can see the file (its /info answers) may be told it is taken.
+    for who in [alice, admin]:
+        refused = await put(client, "secret-plan.wav", who)
+        assert refused.status == 409
+        assert "'secret-plan.wav' is taken" in (await refused.json())["detail"]
+
+
 async def test_only_the_owner_or_an_admin_may_delete(client, account):
     alice, bob, admin = await account("alice"), await account("bob"), await account("root", "admin")
     await put(client, "secret.wav", alice, "private")
