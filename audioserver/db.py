@@ -89,6 +89,11 @@ MIGRATIONS = [
         CHECK (visibility IN ('public', 'private'));
     CREATE INDEX audio_owner ON audio (available, owner, name)
     """,
+    """
+    -- When an API token ends by itself, in RFC 3339 UTC (NULL: when revoked).
+    -- No semicolons in these comments: the migration is split on them.
+    ALTER TABLE api_tokens ADD COLUMN expires_at TEXT
+    """,
 ]
 
 COLUMNS = (
