@@ -85,9 +85,12 @@ async def _user_remove(auth: Auth, args) -> None:
 async def _user_passwd(auth: Auth, args) -> None:
     await auth.accounts.set_password(args.name, await auth.hash_password(_password(args)),
                                      revoke_tokens=args.revoke_tokens)
-    ended = "browser sessions are signed out and its API tokens revoked" if args.revoke_tokens \
-        else "browser sessions are signed out (its API tokens still work)"
-    print(f"new password for {args.name!r}; its {ended}")
+    if args.revoke_tokens:
+        print(f"new password for {args.name!r}; its browser sessions are signed out "
+              "and its API tokens revoked")
+    else:
+        print(f"new password for {args.name!r}; its browser sessions are signed out "
+              "(its API tokens still work: --revoke-tokens revokes them)")
 
 
 async def _token_create(auth: Auth, args) -> None:
