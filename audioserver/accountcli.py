@@ -11,7 +11,7 @@ import sys
 
 from .accountdb import Accounts
 from .accounts import User, validate_user_name
-from .auth import Auth
+from .auth import Auth, parse_token_lifetime
 from .errors import AudioServerError
 from .library import open_library
 from .settings import Config
@@ -30,6 +30,8 @@ def add_commands(commands, storage_flags) -> None:
     remove.add_argument("name")
     passwd = actions.add_parser("passwd", help="set a new password (signs the account out)")
     passwd.add_argument("name")
+    passwd.add_argument("--revoke-tokens", action="store_true",
+                        help="also revoke every API token of the account")
     _password_flag(passwd)
     token = commands.add_parser("token", help="create an API token for curl and scripts")
     token_actions = token.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -37,6 +39,8 @@ def add_commands(commands, storage_flags) -> None:
         "create", help="print a new API token for an account (shown once)")
     create.add_argument("name")
     create.add_argument("--label", default="command line", help="to tell tokens apart")
+    create.add_argument("--expires", metavar="LIFETIME", default="",
+                        help="e.g. 30d or 12h; by default it lasts until revoked")
     for parser in [*actions.choices.values(), create]:
         storage_flags(parser)
 
@@ -79,15 +83,22 @@ async def _user_remove(auth: Auth, args) -> None:
 
 
 async def _user_passwd(auth: Auth, args) -> None:
-    await auth.accounts.set_password(args.name, await auth.hash_password(_password(args)))
-    print(f"new password for {args.name!r}; its browser sessions are signed out")
+    await auth.accounts.set_password(args.name, await auth.hash_password(_password(args)),
+                                     revoke_tokens=args.revoke_tokens)
+    if args.revoke_tokens:
+        print(f"new password for {args.name!r}; its browser sessions are signed out "
+              "and its API tokens revoked")
+    else:
+        print(f"new password for {args.name!r}; its browser sessions are signed out "
+              "(its API tokens still work: --revoke-tokens revokes them)")
 
 
 async def _token_create(auth: Auth, args) -> None:
     found = await auth.accounts.password_hash(args.name)
     if found is None:
         raise AudioServerError(f"there is no account called {args.name!r}")
-    secret, _ = await auth.create_token(found[0], args.label)
+    lifetime = parse_token_lifetime(args.expires)
+    secret, _ = await auth.create_token(found[0], args.label, lifetime)
     print(secret)  # alone on stdout, for TOKEN=$(python -m audioserver token create NAME)
 
 

@@ -26,16 +26,20 @@ class Session:
     last_seen: float
 
 
+_TOKEN_COLUMNS = "api_tokens.id, label, api_tokens.created_at, last_used_at, expires_at"
+
+
 @dataclass(frozen=True)
 class ApiToken:
     id: int
     label: str
     created_at: str
     last_used_at: str | None
+    expires_at: str | None  # None: until revoked
 
     def public(self) -> dict:
         return {"id": self.id, "label": self.label, "created_at": self.created_at,
-                "last_used_at": self.last_used_at}
+                "last_used_at": self.last_used_at, "expires_at": self.expires_at}
 
 
 class Accounts:
@@ -74,14 +78,18 @@ class Accounts:
         row = await self._one("SELECT name, role, password_hash FROM users WHERE name = ?", (name,))
         return None if row is None else (User(row[0], row[1]), row[2])
 
-    async def set_password(self, name: str, password_hash: str) -> None:
-        """A new password also ends every session of the account."""
+    async def set_password(self, name: str, password_hash: str,
+                           revoke_tokens: bool = False) -> None:
+        """A new password also ends every session of the account, and with
+        `revoke_tokens` every API token: all in one transaction."""
         async with self.db.transaction() as conn:
             cursor = await conn.execute(
                 "UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name))
             if cursor.rowcount == 0:
                 raise _no_user(name)
             await conn.execute("DELETE FROM sessions WHERE user_name = ?", (name,))
+            if revoke_tokens:
+                await conn.execute("DELETE FROM api_tokens WHERE user_name = ?", (name,))
 
     async def remove_user(self, name: str) -> None:
         """Its sessions and tokens go with it; its files stay, without an owner."""
@@ -139,30 +147,30 @@ class Accounts:
 
     # API tokens
 
-    async def add_token(self, name: str, label: str, token_hash: str,
-                        created_at: str) -> ApiToken:
+    async def add_token(self, name: str, label: str, token_hash: str, created_at: str,
+                        expires_at: str | None = None) -> ApiToken:
         async with self.db.transaction() as conn:
             try:
                 cursor = await conn.execute(
-                    "INSERT INTO api_tokens (user_name, label, token_hash, created_at)"
-                    " VALUES (?, ?, ?, ?)", (name, label, token_hash, created_at))
+                    "INSERT INTO api_tokens (user_name, label, token_hash, created_at,"
+                    " expires_at) VALUES (?, ?, ?, ?, ?)",
+                    (name, label, token_hash, created_at, expires_at))
             except sqlite3.IntegrityError:  # the account is gone
                 raise _no_user(name) from None
-        return ApiToken(cursor.lastrowid, label, created_at, None)
+        return ApiToken(cursor.lastrowid, label, created_at, None, expires_at)
 
     async def tokens(self, name: str) -> list[ApiToken]:
         cursor = await self.db.reader.execute(
-            "SELECT id, label, created_at, last_used_at FROM api_tokens WHERE user_name = ?"
-            " ORDER BY id", (name,))
+            f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE user_name = ? ORDER BY id", (name,))
         return [ApiToken(*row) for row in await cursor.fetchall()]
 
-    async def token_user(self, token_hash: str) -> tuple[User, int, str | None] | None:
-        """The account a token signs in, the token's id, and when it was last used."""
+    async def token_user(self, token_hash: str) -> tuple[User, ApiToken] | None:
+        """The account a token signs in, and the token."""
         row = await self._one(
-            "SELECT users.name, role, api_tokens.id, last_used_at FROM api_tokens"
+            f"SELECT users.name, role, {_TOKEN_COLUMNS} FROM api_tokens"
             " JOIN users ON users.name = api_tokens.user_name WHERE token_hash = ?",
             (token_hash,))
-        return None if row is None else (User(row[0], row[1]), row[2], row[3])
+        return None if row is None else (User(row[0], row[1]), ApiToken(*row[2:]))
 
     async def touch_token(self, token_id: int, used_at: str) -> None:
         async with self.db.transaction() as conn:

@@ -11,10 +11,13 @@ from . import auth
 from .accounts import User, validate_user_name
 from .authweb import clear_session_cookie, set_session_cookie
 from .clients import client_address
-from .errors import BadRequest, NotFound, TooManyRequests, Unauthorized
+from .errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
 from .negotiation import wants_html
 from .templating import render
-from .typedefs import auth_key, session_key, user_key
+from .typedefs import auth_key, session_key, token_key, user_key
+
+# What a page can show again with a message, rather than an error page.
+FORM_ERRORS = (BadRequest, Unauthorized, TooManyRequests)
 
 # What a path in a Location header may hold as it is; the rest is escaped.
 PRINTABLE_ASCII = "".join(sorted(set(string.printable) - set(string.whitespace)))
@@ -36,7 +39,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         name = validate_user_name(form.get("name"))
         user = await rules.check_password(name, str(form.get("password", "")),
                                           client_address(request))
-    except (BadRequest, Unauthorized, TooManyRequests) as exc:
+    except FORM_ERRORS as exc:
         if not wants_html(request):
             raise
         # The form again, saying what went wrong, with what was typed.
@@ -73,33 +76,52 @@ async def setup(request: web.Request) -> web.StreamResponse:
 async def account(request: web.Request) -> web.StreamResponse:
     rules = request.app[auth_key]
     user = auth.require_signed_in(rules, request[user_key])
-    tokens = await rules.accounts.tokens(user.name)
     if wants_html(request):
-        return render(request, "account.html", {"tokens": tokens})
+        return await _account_page(request, user)
+    tokens = await rules.accounts.tokens(user.name)
     return web.json_response({"name": user.name, "role": user.role,
                               "tokens": [token.public() for token in tokens]})
 
 
 async def create_token(request: web.Request) -> web.StreamResponse:
+    """Only a browser session that gives the password again: a stolen token
+    must not mint others to outlive its revocation or a new password."""
     rules = request.app[auth_key]
     user = auth.require_signed_in(rules, request[user_key])
-    fields = {**(await request.post()), **request.query}
-    secret, token = await rules.create_token(user, str(fields.get("label", "")))
+    if request.get(token_key) is not None:
+        raise Forbidden("an API token cannot create tokens: create them on /account, signed "
+                        "in with your password, or on the server with "
+                        "`python -m audioserver token create NAME`")
+    form = await request.post()
+    fields = {**form, **request.query}  # the label and expiry may come in the URL
+    try:
+        label = auth.token_label(str(fields.get("label", "")))
+        lifetime = auth.parse_token_lifetime(str(fields.get("expires", "")))
+        await _confirm_password(request, user, form.get("password"))
+        secret, token = await rules.create_token(user, label, lifetime)
+    except FORM_ERRORS as exc:
+        if not wants_html(request):
+            raise
+        # The form again, with what was chosen (never the password).
+        return await _account_page(request, user, error=exc, form=fields)
     if wants_html(request):
         # Shown on this page and never again; it must not go into a URL.
-        tokens = await rules.accounts.tokens(user.name)
-        return render(request, "account.html", {"tokens": tokens, "new_token": secret},
-                      status=201)
+        return await _account_page(request, user, new_token=secret, status=201)
     return web.json_response({**token.public(), "token": secret}, status=201)
 
 
 async def revoke_token(request: web.Request) -> web.StreamResponse:
-    """DELETE /tokens?id=N, or POST /tokens/revoke with the form field id."""
+    """DELETE /tokens?id=N, or POST /tokens/revoke with the form field id.
+    A session revokes any of the account's tokens; a token only itself."""
     rules = request.app[auth_key]
     user = auth.require_signed_in(rules, request[user_key])
     raw = request.query.get("id") or (await request.post()).get("id")
     if not isinstance(raw, str) or not raw.isascii() or not raw.isdigit():
         raise BadRequest("say which token to revoke by its id: /tokens?id=N (GET /account lists them)")
+    signed_by = request.get(token_key)
+    if signed_by is not None and signed_by.id != int(raw):
+        raise Forbidden("an API token may revoke only itself; revoke other tokens on "
+                        "/account, signed in", id=int(raw))
     await rules.accounts.remove_token(user.name, int(raw))
     if wants_html(request):
         return _see_other(request, request.app.router["account"].url_for())
@@ -119,6 +141,32 @@ async def _signed_in(request: web.Request, user: User, next_path: str) -> web.St
     else:
         response = web.json_response({"name": user.name, "role": user.role})
     set_session_cookie(request, response, secret)
+    return response
+
+
+async def _confirm_password(request: web.Request, user: User, password) -> None:
+    """The account's current password, checked like a sign-in: a wrong one
+    counts towards the lockout."""
+    if not isinstance(password, str) or not password:
+        raise BadRequest("creating a token asks for your current password again: send it "
+                         "in the form field 'password'")
+    try:
+        await request.app[auth_key].check_password(user.name, password, client_address(request))
+    except Unauthorized:
+        raise Unauthorized("that is not your current password; creating a token asks "
+                           "for it again") from None
+
+
+async def _account_page(request: web.Request, user: User, status: int = 200, error=None,
+                        new_token: str | None = None, form=None) -> web.Response:
+    tokens = await request.app[auth_key].accounts.tokens(user.name)
+    form = form or {}
+    context = {"tokens": tokens, "new_token": new_token, "error": error,
+               "now": auth.now_rfc3339(), "label": str(form.get("label", "")),
+               "expires": str(form.get("expires", ""))}
+    status = int(error.status) if error is not None else status
+    response = render(request, "account.html", context, status=status)
+    response.headers.update(error.headers if error is not None else {})
     return response
 
 

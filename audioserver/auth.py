@@ -8,9 +8,10 @@ entropy, so a fast hash is enough and a stolen database signs nobody in.
 import asyncio
 import hashlib
 import math
+import re
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import argon2
 
@@ -33,14 +34,32 @@ FREE_FAILURES = 5
 MAX_LOCKOUT = 900.0
 # A day without a failure wipes an account's or an address's slate.
 FORGET_FAILURES = 24 * 3600.0
+# An API token's optional lifetime: "30d", "12h"; ten years at most.
+_LIFETIME_RE = re.compile(r"^\s*(\d{1,6})\s*([dh])\s*$", re.IGNORECASE)
+_LIFETIME_UNITS = {"d": 24 * 3600, "h": 3600}
+MAX_TOKEN_LIFETIME = 3650 * 24 * 3600
 
 
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+def now_rfc3339(later: float = 0.0) -> str:
+    """Now, or `later` seconds from now, as RFC 3339 UTC."""
+    moment = datetime.now(timezone.utc) + timedelta(seconds=later)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_token_lifetime(text: str | None) -> float | None:
+    """Seconds until a new token expires: '30d', '12h'; empty or 'never': None."""
+    if text is None or text.strip().lower() in ("", "never"):
+        return None
+    match = _LIFETIME_RE.match(text)
+    seconds = int(match.group(1)) * _LIFETIME_UNITS[match.group(2).lower()] if match else 0
+    if not 0 < seconds <= MAX_TOKEN_LIFETIME:
+        raise BadRequest(f"expires={text[:40]!r} is not a token lifetime: use days or hours "
+                         "such as 30d or 12h (at most 3650d), or never", expires=text[:40])
+    return float(seconds)
 
 
 class Auth:
@@ -141,17 +160,22 @@ class Auth:
 
     # API tokens
 
-    async def create_token(self, user: User, label: str) -> tuple[str, ApiToken]:
-        """A new token for `user`: the secret (shown once, never stored) and its record."""
-        label = label.strip()
-        if not 1 <= len(label) <= 100:
-            raise BadRequest("give the token a label of 1 to 100 characters, to tell it apart")
+    async def create_token(self, user: User, label: str,
+                           lifetime: float | None = None) -> tuple[str, ApiToken]:
+        """A new token for `user`, valid for `lifetime` seconds (None: until
+        revoked): the secret (shown once, never stored) and its record.
+        Only a browser session that gave the password again, or the
+        command line, may ask: never a token (see accountviews.py)."""
+        label = token_label(label)
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        token = await self.accounts.add_token(user.name, label, digest(secret), now_rfc3339())
+        expires_at = now_rfc3339(lifetime) if lifetime is not None else None
+        token = await self.accounts.add_token(user.name, label, digest(secret), now_rfc3339(),
+                                              expires_at)
         return secret, token
 
-    async def bearer_user(self, header: str) -> User:
-        """The account an `Authorization: Bearer …` header signs in, or Unauthorized."""
+    async def bearer_user(self, header: str) -> tuple[User, ApiToken]:
+        """The account an `Authorization: Bearer …` header signs in, and its
+        token; Unauthorized for a wrong, revoked or expired one."""
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise Unauthorized("send an API token as 'Authorization: Bearer TOKEN'; "
@@ -160,10 +184,20 @@ class Auth:
         if found is None:
             raise Unauthorized("this API token is not valid (revoked, or mistyped); "
                                "create a new one on /account")
-        user, token_id, last_used = found
-        if last_used is None or _age(last_used) > TOUCH_EVERY:
-            await self.accounts.touch_token(token_id, now_rfc3339())
-        return user
+        user, token = found
+        if token.expires_at is not None and _age(token.expires_at) >= 0:
+            raise Unauthorized(f"this API token expired at {token.expires_at}; "
+                               "create a new one on /account")
+        if token.last_used_at is None or _age(token.last_used_at) > TOUCH_EVERY:
+            await self.accounts.touch_token(token.id, now_rfc3339())
+        return user, token
+
+
+def token_label(label: str) -> str:
+    label = label.strip()
+    if not 1 <= len(label) <= 100:
+        raise BadRequest("give the token a label of 1 to 100 characters, to tell it apart")
+    return label
 
 
 def _lockout(failures: int) -> float:

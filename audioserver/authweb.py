@@ -17,7 +17,7 @@ from .bodies import FORM_TYPES, is_upload
 from .clients import is_https, requested_host
 from .errors import Forbidden, Unauthorized
 from .ratelimitweb import charge
-from .typedefs import auth_key, csrf_pending_key, session_key, user_key
+from .typedefs import auth_key, csrf_pending_key, session_key, token_key, user_key
 
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
@@ -32,7 +32,7 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
         header = request.headers.get("Authorization")
         if header is not None:
             try:
-                request[user_key] = await auth.bearer_user(header)
+                request[user_key], request[token_key] = await auth.bearer_user(header)
             except Unauthorized:
                 # Guessing tokens spends the address's budget like any flood.
                 charge(request)

@@ -89,6 +89,11 @@ MIGRATIONS = [
         CHECK (visibility IN ('public', 'private'));
     CREATE INDEX audio_owner ON audio (available, owner, name)
     """,
+    """
+    -- When an API token ends by itself, in RFC 3339 UTC (NULL: when revoked).
+    -- No semicolons in these comments: the migration is split on them.
+    ALTER TABLE api_tokens ADD COLUMN expires_at TEXT
+    """,
 ]
 
 COLUMNS = (
@@ -170,9 +175,12 @@ class Database:
             )
         return record
 
-    async def exists(self, name: str) -> bool:
-        cursor = await self._reader.execute("SELECT 1 FROM audio WHERE name = ?", (name,))
-        return await cursor.fetchone() is not None
+    async def exists(self, name: str, viewer: Viewer = EVERYTHING) -> bool:
+        """Whether a file called `name` exists that `viewer` may see."""
+        cursor = await self._reader.execute(
+            "SELECT owner, visibility FROM audio WHERE name = ?", (name,))
+        row = await cursor.fetchone()
+        return row is not None and viewer.may_see(*row)
 
     async def search(self, query: ListQuery, viewer: Viewer = EVERYTHING
                      ) -> tuple[list[AudioRecord], int, bool]:

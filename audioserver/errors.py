@@ -53,12 +53,18 @@ class Gone(AudioServerError):
 
 
 class NameTaken(AudioServerError):
+    """Names are unique across the library. Only who may see the file that
+    holds the name (`visible`) is told it is taken: to anyone else a private
+    file's name is merely not available, which confirms no file."""
+
     status = HTTPStatus.CONFLICT
 
-    def __init__(self, name: str):
-        super().__init__(
-            f"the name {name!r} is taken; delete it first or choose another", name=name
-        )
+    def __init__(self, name: str, visible: bool = False):
+        if visible:
+            detail = f"the name {name!r} is taken; delete it first or choose another"
+        else:
+            detail = f"the name {name!r} is not available; choose another name"
+        super().__init__(detail, name=name)
 
 
 class UserExists(AudioServerError):

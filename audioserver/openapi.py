@@ -18,11 +18,15 @@ HTML = "text/html"
 ERRORS = {
     400: "A parameter or the body is wrong, or the Host is not a name this server answers "
          "to (--allowed-host); `detail` says which and how",
-    401: "Not signed in, or a wrong API token (--auth users)",
-    403: "Not allowed: another's file, or a browser request without its CSRF token",
+    401: "Not signed in, or a wrong, revoked or expired API token, or a wrong password "
+         "(--auth users)",
+    403: "Not allowed: another's file, a browser request without its CSRF token, or an "
+         "API token creating tokens or revoking another",
     404: "No such file, or a private file of someone else's",
     408: "The request body arrived too slowly",
-    409: "The name is taken",
+    409: "The name is in use: audio names are unique across the library (for a file "
+         "private to someone else the answer says only that the name is not available), "
+         "account names across the server",
     410: "The file's row is there but its file is missing from storage",
     413: "Larger than the server accepts",
     415: "Not audio this server can read",
@@ -84,6 +88,7 @@ OPTIONAL_NAME = {**NAME, "required": False,
 REPRESENTATION = _query("format", {"type": "string"},
                         "json or html: overrides Accept (other values are ignored)")
 CSRF_FIELD = {"type": "string", "description": "The session's CSRF token, for browser sessions"}
+TOKEN_LIFETIME = "When the token expires: 30d, 12h (at most 3650d), or empty for never"
 RECORD = _ref("schemas", "AudioRecord")
 
 
@@ -215,14 +220,23 @@ def _paths() -> dict:
                                       HTML: {"schema": {"type": "string"}}}},
                           **_problems(400, 401)}}},
         "/tokens": {
-            "post": {"summary": "Create an API token, shown this once",
+            "post": {"summary": "Create an API token, shown this once: from a browser session "
+                                "with the account's current password (an API token gets 403)",
                      "operationId": "createToken",
-                     "parameters": [_query("label", {"type": "string"}, "To tell tokens apart")],
+                     "parameters": [_query("label", {"type": "string"}, "To tell tokens apart"),
+                                    _query("expires", {"type": "string"}, TOKEN_LIFETIME)],
                      "requestBody": _form({"label": {"type": "string"},
+                                           "expires": {"type": "string",
+                                                       "description": TOKEN_LIFETIME},
+                                           "password": {"type": "string", "description":
+                                                        "The current password, checked like "
+                                                        "a sign-in (never in the URL)"},
                                            "csrf_token": CSRF_FIELD}),
                      "responses": {"201": _json(_ref("schemas", "NewApiToken"), "The token"),
                                    **_problems(400, 401, 403, 408, 413)}},
-            "delete": {"summary": "Revoke one of your API tokens", "operationId": "revokeToken",
+            "delete": {"summary": "Revoke one of your API tokens: a browser session any of "
+                                  "them, an API token only itself (403 otherwise)",
+                       "operationId": "revokeToken",
                        "parameters": [_query("id", {"type": "integer", "minimum": 0},
                                              "The token's id, from /account", required=True)],
                        "responses": {"204": {"description": "Revoked"},
@@ -385,10 +399,13 @@ def _components() -> dict:
                         "properties": {"name": {"type": "string"},
                                        "role": {"enum": ["admin", "user"]}}},
             "ApiToken": {"type": "object",
-                         "required": ["id", "label", "created_at", "last_used_at"],
+                         "required": ["id", "label", "created_at", "last_used_at",
+                                      "expires_at"],
                          "properties": {"id": {"type": "integer"}, "label": {"type": "string"},
                                         "created_at": {"type": "string"},
-                                        "last_used_at": {"type": ["string", "null"]}}},
+                                        "last_used_at": {"type": ["string", "null"]},
+                                        "expires_at": {"type": ["string", "null"],
+                                                       "description": "null: until revoked"}}},
             "NewApiToken": {"allOf": [_ref("schemas", "ApiToken")],
                             "required": ["token"],
                             "properties": {"token": {"type": "string", "pattern": "^as_"}}},

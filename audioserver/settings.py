@@ -6,11 +6,12 @@ import os
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from importlib import resources
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES_DIR = PROJECT_ROOT / "templates"
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Shipped inside the package, so a wheel serves them as a checkout does;
+# pip installs packages as directories, so this is a real one.
+STATIC_DIR = Path(str(resources.files("audioserver").joinpath("static")))
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -171,7 +172,6 @@ class Config:
     # Whether this process checks disk against database at start; with
     # several workers the supervisor does it once, before they start.
     reconcile: bool = True
-    templates_dir: Path = TEMPLATES_DIR
     static_dir: Path = STATIC_DIR
     # None: open while listening on a loopback address only, users otherwise.
     auth: str | None = None

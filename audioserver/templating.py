@@ -6,15 +6,19 @@ import jinja2
 import aiohttp_jinja2
 from aiohttp import web
 
-from .typedefs import auth_key, config_key, session_key, user_key
+from .typedefs import auth_key, session_key, user_key
 
 SIZE_UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB")
+# The repository's top-level templates/, which the build maps into the
+# package (setup.cfg): found by import, never by a path from the checkout.
+TEMPLATES_PACKAGE = "audioserver.templates"
 
 
 def setup_templates(app: web.Application) -> None:
     aiohttp_jinja2.setup(
         app,
-        loader=jinja2.FileSystemLoader(app[config_key].templates_dir),
+        # jinja2's loader for package resources: a wheel, an editable install.
+        loader=jinja2.PackageLoader(TEMPLATES_PACKAGE, ""),
         autoescape=True,  # names like "<img onerror=…>.wav" are shown, never run
         filters={"duration": format_duration, "filesize": format_size, "when": format_when},
     )

@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from .accountdb import Session
+from .accountdb import ApiToken, Session
 from .accounts import User
 from .auth import Auth
 from .library import Library
@@ -18,6 +18,8 @@ ratelimiter_key = web.AppKey("ratelimiter", RateLimiter)
 user_key = web.RequestKey("user", User)
 # The browser session that signed the request in, when a cookie did.
 session_key = web.RequestKey("session", Session)
+# The API token that signed the request in, when a Bearer header did.
+token_key = web.RequestKey("api_token", ApiToken)
 # A multipart upload signed in by a cookie: the CSRF token its first field must carry.
 csrf_pending_key = web.RequestKey("csrf_pending", str)
 # What the request spent of its rate limit, for the RateLimit-* headers.

@@ -11,14 +11,14 @@ from http import HTTPStatus
 import aiohttp
 from aiohttp import web
 
-from .auth import SESSION_COOKIE, require_uploader
+from .auth import SESSION_COOKIE, require_uploader, viewer
 from .authweb import CSRF_FIELD, check_csrf
 from .bodies import MALFORMED_BODY, MAX_FIELD_SIZE, Pace, check_field_size
 from .errors import AudioServerError, BadRequest, NameTaken, TooLarge
-from .library import Library, Staged
+from .library import Staged
 from .middlewares import problem
 from .names import validate_name
-from .typedefs import auth_key, config_key, csrf_pending_key, library_key
+from .typedefs import auth_key, config_key, csrf_pending_key, library_key, user_key
 
 CHUNK_SIZE = 256 * 1024
 # Parts of one multipart upload: a folder's worth of files, not a flood of
@@ -70,7 +70,7 @@ async def _check_raw_headers(request: web.Request) -> str:
     limit = request.app[config_key].max_upload_size
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(name, limit)
-    await _check_free(request.app[library_key], name)
+    await _check_free(request, name)
     return name
 
 
@@ -106,7 +106,7 @@ async def _receive_multipart(request: web.Request) -> tuple[list[Staged], dict[s
             name = validate_name(part.filename)
             if any(item.name == name for item in staged):
                 raise BadRequest(f"{name!r} is sent twice in this upload", name=name)
-            await _check_free(request.app[library_key], name)
+            await _check_free(request, name)
             staged.append(await _stream(
                 request, name, lambda: pace.read(lambda: part.read_chunk(CHUNK_SIZE))))
     except BaseException as exc:
@@ -158,10 +158,15 @@ async def _stream(request: web.Request, name: str, read) -> Staged:
     return Staged(name, upload)
 
 
-async def _check_free(library: Library, name: str) -> None:
-    """Refuse early what the UNIQUE constraint would refuse at the end."""
-    if await library.db.exists(name):
-        raise NameTaken(name)
+async def _check_free(request: web.Request, name: str) -> None:
+    """Refuse early what the UNIQUE constraint would refuse at the end. The
+    answer says the name is taken only to who may see the file holding it.
+    (An Expect: 100-continue check runs before sign-in is known: it speaks
+    as to someone signed out.)"""
+    db = request.app[library_key].db
+    if await db.exists(name):
+        me = viewer(request.app[auth_key], request.get(user_key))
+        raise NameTaken(name, visible=await db.exists(name, me))
 
 
 def _too_large(name: str, limit: int) -> TooLarge:

@@ -68,8 +68,10 @@ def multipart(files: dict[str, bytes], boundary: str = "audioserver-test") -> tu
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, logs: Path, env: dict | None = None, workers: int = 2):
+    def __init__(self, data_dir: Path, logs: Path, env: dict | None = None, workers: int = 2,
+                 cwd: Path | None = None):
         self.data_dir = data_dir
+        self.cwd = cwd  # where it runs; None: where the tests run
         self.workers = workers
         self.logs = logs
         self.env = {**os.environ, **(env or {})}
@@ -95,7 +97,7 @@ class ServerProcess:
         with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
             # Its own process group, so kill() can take the workers with it.
             self.process = subprocess.Popen(command or self.command(), stdout=out, stderr=err,
-                                            env=self.env, start_new_session=True)
+                                            env=self.env, cwd=self.cwd, start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT
         while READY_LINE not in self.stdout:
             if self.process.poll() is not None:

@@ -5,6 +5,7 @@ import hashlib
 import re
 import sqlite3
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 import aiohttp
 import pytest
@@ -12,6 +13,7 @@ import pytest
 import audiofiles
 from audioserver.accounts import User
 from audioserver.auth import SESSION_COOKIE
+from audioserver.db import MIGRATIONS
 from audioserver.main import create_app
 from audioserver.settings import Config
 from audioserver.typedefs import auth_key
@@ -45,6 +47,7 @@ def db_rows(config):
     def rows(sql: str, params=()) -> list[tuple]:
         with sqlite3.connect(config.db_path) as conn:
             return conn.execute(sql, params).fetchall()
+    rows.path = config.db_path
     return rows
 
 
@@ -289,13 +292,22 @@ async def test_sessions_survive_a_restart(aiohttp_client, client, account, confi
 # API tokens
 
 
+async def new_token(client, name: str, password: str = PASSWORD, **fields):
+    """POST /tokens from `name`'s browser session, with the password."""
+    cookie, csrf = await browser_session(client, name)
+    return await client.post("/tokens", headers={**JSON, **cookie},
+                             data={"label": "laptop", "password": password,
+                                   "csrf_token": csrf, **fields})
+
+
 async def test_tokens_are_shown_once_stored_as_hashes_and_can_be_revoked(client, account,
                                                                         db_rows):
     alice = await account("alice")
-    created = await client.post("/tokens", data={"label": "laptop"}, headers={**JSON, **alice})
+    created = await new_token(client, "alice")
     assert created.status == 201
     token = await created.json()
     assert token["token"].startswith("as_") and token["label"] == "laptop"
+    assert token["expires_at"] is None
     assert db_rows("SELECT count(*) FROM api_tokens WHERE token_hash = ?",
                    (hashlib.sha256(token["token"].encode()).hexdigest(),)) == [(1,)]
     assert db_rows("SELECT count(*) FROM api_tokens WHERE token_hash = ?",
@@ -303,21 +315,126 @@ async def test_tokens_are_shown_once_stored_as_hashes_and_can_be_revoked(client,
     laptop = {"Authorization": f"Bearer {token['token']}"}
     listed = await (await client.get("/account", headers={**JSON, **laptop})).json()
     # The list says which tokens exist, never what they are.
-    assert all(set(t) == {"id", "label", "created_at", "last_used_at"} for t in listed["tokens"])
+    assert all(set(t) == {"id", "label", "created_at", "last_used_at", "expires_at"}
+               for t in listed["tokens"])
     assert {t["label"] for t in listed["tokens"]} == {"tests", "laptop"}
-    revoked = await client.delete("/tokens", params={"id": token["id"]}, headers=alice)
+    # A token revokes itself; a session revokes any of the account's.
+    revoked = await client.delete("/tokens", params={"id": token["id"]}, headers=laptop)
     assert revoked.status == 204
     refused = await client.get("/account", headers={**JSON, **laptop})
     assert refused.status == 401
     assert refused.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-async def test_one_account_cannot_revoke_anothers_token(client, account, db_rows):
-    alice, bob = await account("alice"), await account("bob")
-    (bob_token,) = db_rows("SELECT id FROM api_tokens WHERE user_name = 'bob'")
-    response = await client.delete("/tokens", params={"id": bob_token[0]}, headers=alice)
-    assert response.status == 404
-    assert (await client.get("/account", headers={**JSON, **bob})).status == 200
+async def test_a_token_cannot_create_tokens(client, account, db_rows):
+    alice = await account("alice")
+    for fields in [{"label": "x"}, {"label": "x", "password": PASSWORD}]:
+        refused = await client.post("/tokens", data=fields, headers={**JSON, **alice})
+        assert refused.status == 403
+        assert "/account" in (await refused.json())["detail"]
+        assert "token create" in (await refused.json())["detail"]
+    assert db_rows("SELECT label FROM api_tokens") == [("tests",)]
+
+
+async def test_creating_a_token_needs_the_current_password(client, account, db_rows):
+    await account("alice")
+    missing = await new_token(client, "alice", password="")
+    assert missing.status == 400
+    assert "current password" in (await missing.json())["detail"]
+    wrong = await new_token(client, "alice", password="not the password")
+    assert wrong.status == 401
+    assert "password" in (await wrong.json())["detail"]
+    # A wrong password here is a failed sign-in: it counts towards the lockout.
+    assert db_rows("SELECT failures FROM login_failures WHERE key = 'user:alice'") == [(1,)]
+    # Never from the query string, where it would be logged.
+    cookie, csrf = await browser_session(client, "alice")
+    in_url = await client.post("/tokens", params={"password": PASSWORD}, headers={
+        **JSON, **cookie}, data={"label": "x", "csrf_token": csrf})
+    assert in_url.status == 400
+    assert db_rows("SELECT label FROM api_tokens") == [("tests",)]
+    assert (await new_token(client, "alice")).status == 201
+
+
+async def test_the_account_page_asks_again_for_a_wrong_password(client, account):
+    await account("alice")
+    cookie, csrf = await browser_session(client, "alice")
+    page = await client.post("/tokens", headers={**BROWSER, **cookie}, data={
+        "label": "x", "password": "not the password", "csrf_token": csrf})
+    assert page.status == 401 and page.content_type == "text/html"
+    text = await page.text()
+    assert 'role="alert"' in text and 'name="password"' in text and "as_" not in text
+
+
+async def test_a_token_may_revoke_itself_but_no_other(client, account, db_rows):
+    alice = await account("alice")
+    other = await (await new_token(client, "alice")).json()
+    (own,) = db_rows("SELECT id FROM api_tokens WHERE label = 'tests'")
+    for method, path, where in [("DELETE", "/tokens", "params"),
+                                ("POST", "/tokens/revoke", "data")]:
+        refused = await client.request(method, path, headers={**JSON, **alice},
+                                       **{where: {"id": other["id"]}})
+        assert refused.status == 403
+        assert "/account" in (await refused.json())["detail"]
+    assert db_rows("SELECT count(*) FROM api_tokens") == [(2,)]
+    laptop = {"Authorization": f"Bearer {other['token']}"}
+    assert (await client.get("/account", headers={**JSON, **laptop})).status == 200
+    revoked = await client.post("/tokens/revoke", data={"id": own[0]}, headers={**JSON, **alice})
+    assert revoked.status == 204
+    assert (await client.get("/account", headers={**JSON, **alice})).status == 401
+
+
+async def test_tokens_may_expire(client, account, db_rows):
+    await account("alice")
+    created = await new_token(client, "alice", expires="30d")
+    assert created.status == 201
+    token = await created.json()
+    expires = datetime.fromisoformat(token["expires_at"].replace("Z", "+00:00"))
+    assert abs(expires - datetime.now(timezone.utc) - timedelta(days=30)) < timedelta(hours=1)
+    laptop = {"Authorization": f"Bearer {token['token']}"}
+    assert (await client.get("/account", headers={**JSON, **laptop})).status == 200
+    # The expiry passes (the clock cannot be waited for: the row says so).
+    with sqlite3.connect(db_rows.path) as conn:
+        conn.execute("UPDATE api_tokens SET expires_at = '2020-01-01T00:00:00Z' WHERE id = ?",
+                     (token["id"],))
+    refused = await client.get("/account", headers={**JSON, **laptop})
+    assert refused.status == 401
+    assert "expired" in (await refused.json())["detail"]
+    for wrong in ["soon", "0d", "-1d", "99999d"]:
+        response = await new_token(client, "alice", expires=wrong)
+        assert response.status == 400, wrong
+        assert "expires" in (await response.json())["detail"]
+
+
+async def test_tokens_made_before_expiry_existed_last_until_revoked(aiohttp_client, config):
+    """A database from before the expiry migration: its tokens keep working."""
+    (config.data_dir / "audio").mkdir(parents=True)
+    with sqlite3.connect(config.db_path) as conn:
+        for script in MIGRATIONS[:2]:
+            for statement in filter(str.strip, script.split(";")):
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version=2")
+        conn.execute("INSERT INTO users VALUES ('alice', 'x', 'user', '2026-01-01T00:00:00Z')")
+        conn.execute("INSERT INTO api_tokens (user_name, label, token_hash, created_at)"
+                     " VALUES ('alice', 'old', ?, '2026-01-01T00:00:00Z')",
+                     (hashlib.sha256(b"as_old").hexdigest(),))
+    client = await aiohttp_client(create_app(config))
+    response = await client.get("/account", headers={**JSON, "Authorization": "Bearer as_old"})
+    assert response.status == 200
+    assert [t["expires_at"] for t in (await response.json())["tokens"]] == [None]
+
+
+async def test_the_account_page_shows_each_tokens_use_and_expiry(client, account):
+    alice = await account("alice")
+    await client.get("/account", headers={**JSON, **alice})  # "tests" is used
+    assert (await new_token(client, "alice", label="laptop", expires="7d")).status == 201
+    cookie, _ = await browser_session(client, "alice")
+    page = await (await client.get("/account", headers={**BROWSER, **cookie})).text()
+    rows = re.findall(r"<tr>(.*?)</tr>", page, re.S)
+    tests_row = next(row for row in rows if "tests" in row)
+    laptop_row = next(row for row in rows if "laptop" in row)
+    assert tests_row.count("<time") == 2 and "never" in tests_row  # created, used; no expiry
+    assert laptop_row.count("<time") == 2 and "never" in laptop_row  # created, expires; unused
+    assert 'name="expires"' in page and 'name="password"' in page
 
 
 @pytest.mark.parametrize("header", ["Bearer as_not-a-real-token", "Basic YWxpY2U6cHc=", "Bearer "])
@@ -381,6 +498,30 @@ async def test_a_private_file_is_invisible_to_everyone_else(client, account):
     assert await names_listed(client, alice) == ["open.wav", "secret.wav"]
     assert (await client.get("/download", params={"name": "secret.wav"},
                              headers=alice)).status == 200
+
+
+async def test_a_409_does_not_confirm_a_private_file_exists(client, account, db_rows):
+    alice, bob = await account("alice"), await account("bob")
+    admin = await account("root", "admin")
+    assert (await put(client, "secret-plan.wav", alice, "private")).status == 201
+    before = db_rows("SELECT * FROM audio")
+    # One namespace for the whole library: bob cannot take the name, and is
+    # told only that it cannot be used, by a raw upload or a form.
+    several = aiohttp.FormData()
+    several.add_field("file", audiofiles.wav(), filename="secret-plan.wav")
+    for refused in [await put(client, "secret-plan.wav", bob),
+                    await client.post("/upload", data=several, headers={**JSON, **bob})]:
+        assert refused.status == 409
+        problem = await refused.json()
+        assert problem["detail"] == ("the name 'secret-plan.wav' is not available; "
+                                     "choose another name")
+        assert set(problem) == {"type", "title", "status", "detail", "name"}
+    assert db_rows("SELECT * FROM audio") == before
+    # Who can see the file (its /info answers) may be told it is taken.
+    for who in [alice, admin]:
+        refused = await put(client, "secret-plan.wav", who)
+        assert refused.status == 409
+        assert "'secret-plan.wav' is taken" in (await refused.json())["detail"]
 
 
 async def test_only_the_owner_or_an_admin_may_delete(client, account):
@@ -614,3 +755,25 @@ async def test_a_new_password_signs_the_account_out_everywhere(client, account, 
     assert (await client.get("/account", headers={**JSON, **cookie})).status == 401
     assert (await sign_in(client, "alice")).status == 401
     assert (await sign_in(client, "alice", "a brand new password")).status == 200
+
+
+async def test_a_new_password_may_revoke_every_token_too(client, account, config):
+    alice = await account("alice")
+    for flags, token_works in [((), True), (("--revoke-tokens",), False)]:
+        changed = audioserver(config.data_dir, "user", "passwd", "alice", "--password-stdin",
+                              *flags, stdin="a brand new password\n")
+        assert changed.returncode == 0, changed.stderr
+        assert ("tokens revoked" in changed.stdout) is not token_works
+        status = (await client.get("/account", headers={**JSON, **alice})).status
+        assert status == (200 if token_works else 401), flags
+
+
+async def test_the_command_line_makes_tokens_that_expire(client, account, config, db_rows):
+    await account("alice")
+    made = audioserver(config.data_dir, "token", "create", "alice", "--expires", "30d")
+    assert made.returncode == 0, made.stderr
+    assert db_rows("SELECT count(*) FROM api_tokens WHERE expires_at > created_at") == [(1,)]
+    headers = {**JSON, "Authorization": f"Bearer {made.stdout.strip()}"}
+    assert (await client.get("/account", headers=headers)).status == 200
+    wrong = audioserver(config.data_dir, "token", "create", "alice", "--expires", "soon")
+    assert wrong.returncode == 1 and "expires" in wrong.stderr

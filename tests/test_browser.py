@@ -441,8 +441,20 @@ def test_tokens_on_the_account_page_and_signing_out(page, server):
     page.get_by_role("link", name="alice").click()
     expect(page.get_by_role("heading", name="alice")).to_be_visible()
     page.get_by_label("New token's label").fill("backup script")
+    page.get_by_label("Expires").select_option("30d")
+    # The password is asked again, and a wrong one makes no token.
+    page.get_by_label("Your password").fill("not the password")
+    page.get_by_role("button", name="Create a token").click()
+    expect(page.get_by_role("alert")).to_contain_text("not your current password")
+    expect(page.locator("#new-token")).to_have_count(0)
+    expect(page.get_by_label("New token's label")).to_have_value("backup script")
+    expect(page.get_by_label("Expires")).to_have_value("30d")
+    page.get_by_label("Your password").fill(PASSWORD)
     page.get_by_role("button", name="Create a token").click()
     token = page.locator("#new-token").text_content()
+    # Created, never used yet, expires.
+    expect(page.get_by_role("row", name=re.compile("backup script"))).to_contain_text(
+        re.compile(r"UTC.*never.*UTC", re.S))
     assert token.startswith("as_")
     shot(page, "account-new-token")
     status, _, body = server.request("GET", "/account", headers={
