@@ -14,7 +14,7 @@ from pathlib import Path
 import aiosqlite
 
 from .accounts import EVERYTHING, Viewer
-from .errors import Gone, NameTaken, NotFound
+from .errors import Gone, NameTaken, NotFound, StartupError
 from .listing import SORT_COLUMNS, ListQuery
 from .models import AudioRecord
 
@@ -111,11 +111,16 @@ class Database:
         self._counts_version: int | None = None
 
     async def open(self) -> None:
-        self._writer = await self._connect()
-        await self._writer.execute("PRAGMA journal_mode=WAL")
-        await self._migrate()
-        self._reader = await self._connect()
-        await self._reader.execute("PRAGMA query_only=ON")
+        """Open and migrate. A file SQLite cannot use is a StartupError, and
+        is left exactly as it was: nothing is created or migrated over it."""
+        try:
+            self._writer = await self._connect()
+            await self._writer.execute("PRAGMA journal_mode=WAL")
+            await self._migrate()
+            self._reader = await self._connect()
+            await self._reader.execute("PRAGMA query_only=ON")
+        except sqlite3.DatabaseError as exc:
+            raise _unusable(self.path, exc) from None
 
     async def close(self) -> None:
         """Close both connections; safe to call twice."""
@@ -126,11 +131,17 @@ class Database:
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        # FULL: a commit is on disk before we answer 201.
-        await conn.execute("PRAGMA synchronous=FULL")
-        await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        # Removing a user removes their sessions and tokens, and disowns their files.
-        await conn.execute("PRAGMA foreign_keys=ON")
+        try:
+            # FULL: a commit is on disk before we answer 201.
+            await conn.execute("PRAGMA synchronous=FULL")
+            await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            # Removing a user removes their sessions and tokens, and disowns their files.
+            await conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            # Its thread is not a daemon: left open, it keeps the process
+            # alive after the error, serving nothing.
+            await conn.close()
+            raise
         return conn
 
     async def _migrate(self) -> None:
@@ -349,6 +360,17 @@ def _filters(query: ListQuery, viewer: Viewer,
         where.append("instr(name_folded, ?) > 0")
         params.append(query.q.casefold())
     return where, params
+
+
+def _unusable(path: Path, exc: sqlite3.DatabaseError) -> StartupError:
+    """The one line an operator reads when the database cannot be opened."""
+    if (exc.sqlite_errorcode or 0) & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return StartupError(
+            f"the database {path} is damaged ({exc}); nothing was changed. Restore it "
+            "from a backup, or rebuild it from the stored files with "
+            "`python -m audioserver recover`"
+        )
+    return StartupError(f"cannot open the database {path} ({exc}); nothing was changed")
 
 
 def _not_found(name: str) -> NotFound:
