@@ -3,12 +3,15 @@
 One connection writes (under a lock, BEGIN IMMEDIATE) and one reads, so
 writers never fight over SQLite's lock inside this process; WAL lets the
 reader go on while a write commits, and busy_timeout covers other processes.
+A third reads listings, each in one read transaction (under a lock of its
+own), so a page and its count see the same state of the library.
 """
 
 import asyncio
 import logging
 import math
 import sqlite3
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiosqlite
@@ -106,7 +109,9 @@ class Database:
         self.path = path
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._lister: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._list_lock = asyncio.Lock()
         self._counts: dict[tuple[str, tuple], int] = {}
         self._counts_version: int | None = None
 
@@ -119,15 +124,17 @@ class Database:
             await self._migrate()
             self._reader = await self._connect()
             await self._reader.execute("PRAGMA query_only=ON")
+            self._lister = await self._connect()
+            await self._lister.execute("PRAGMA query_only=ON")
         except sqlite3.DatabaseError as exc:
             raise _unusable(self.path, exc) from None
 
     async def close(self) -> None:
-        """Close both connections; safe to call twice."""
-        for conn in (self._reader, self._writer):
+        """Close the connections; safe to call twice."""
+        for conn in (self._lister, self._reader, self._writer):
             if conn is not None:
                 await conn.close()
-        self._reader = self._writer = None
+        self._lister = self._reader = self._writer = None
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -189,12 +196,17 @@ class Database:
                      ) -> tuple[list[AudioRecord], int, bool]:
         """One page of the records matching `query` that `viewer` may see, how
         many match in all, and whether another page follows."""
+        async with self._snapshot() as conn:
+            return await self._search(conn, query, viewer)
+
+    async def _search(self, conn: aiosqlite.Connection, query: ListQuery, viewer: Viewer
+                      ) -> tuple[list[AudioRecord], int, bool]:
         where, params = _filters(query, viewer)
-        await self._forget_stale_counts()
-        total = await self._count(" AND ".join(where), tuple(params))
+        await self._forget_stale_counts(conn)
+        total = await self._count(conn, " AND ".join(where), tuple(params))
         # The key of the order: the column, then the unique name to break ties.
         key = ("name",) if query.sort == "name" else (SORT_COLUMNS[query.sort], "name")
-        if total > await self._walk_threshold(query.limit):
+        if total > await self._walk_threshold(conn, query.limit):
             # Many match: walking the sort index finds a page of them sooner
             # than sorting them all, which a filter's index would need.
             where, params = _filters(query, viewer, keep_index=key[0])
@@ -208,30 +220,43 @@ class Database:
         sql = (f"SELECT {COLUMNS} FROM audio WHERE {' AND '.join(page_where)}"
                f" ORDER BY {order} LIMIT ?")
         # One row more than the page tells whether a next page exists.
-        cursor = await self._reader.execute(sql, (*page_params, query.limit + 1))
+        cursor = await conn.execute(sql, (*page_params, query.limit + 1))
         records = [_record(row) for row in await cursor.fetchall()]
         return records[: query.limit], total, len(records) > query.limit
 
-    async def _walk_threshold(self, limit: int) -> float:
+    @asynccontextmanager
+    async def _snapshot(self):
+        """One read transaction on the listing connection: every statement
+        in it sees the library as it was at the first one."""
+        async with self._list_lock:
+            await self._lister.execute("BEGIN")
+            try:
+                yield self._lister
+            finally:
+                # Shielded: a cancelled request must not leave it open.
+                await asyncio.shield(self._lister.execute("COMMIT"))
+
+    async def _walk_threshold(self, conn: aiosqlite.Connection, limit: int) -> float:
         """Sorting k matches costs about k; walking the sort index to a page
         costs about limit * rows / k. They meet at k = sqrt(limit * rows)."""
-        rows = await self._count("available = 1", ())
+        rows = await self._count(conn, "available = 1", ())
         return math.sqrt((limit + 1) * rows)
 
-    async def _forget_stale_counts(self) -> None:
+    async def _forget_stale_counts(self, conn: aiosqlite.Connection) -> None:
         """Counting is the dearest part of a page of a large library, so
         counts are kept until the database changes."""
-        cursor = await self._reader.execute("PRAGMA data_version")
+        cursor = await conn.execute("PRAGMA data_version")
         # data_version moves whenever another connection (our writer, or
         # another worker's) commits: then every kept count may be stale.
+        # Read inside the snapshot, it is the version the snapshot shows.
         (version,) = await cursor.fetchone()
         if version != self._counts_version or len(self._counts) > MAX_KEPT_COUNTS:
             self._counts, self._counts_version = {}, version
 
-    async def _count(self, where: str, params: tuple) -> int:
+    async def _count(self, conn: aiosqlite.Connection, where: str, params: tuple) -> int:
         """How many rows match; call _forget_stale_counts first."""
         if (where, params) not in self._counts:
-            cursor = await self._reader.execute(f"SELECT count(*) FROM audio WHERE {where}", params)
+            cursor = await conn.execute(f"SELECT count(*) FROM audio WHERE {where}", params)
             (self._counts[where, params],) = await cursor.fetchone()
         return self._counts[where, params]
 
