@@ -17,7 +17,7 @@ from pathlib import Path
 import aiosqlite
 
 from .accounts import EVERYTHING, Viewer
-from .errors import Gone, NameTaken, NotFound, StartupError
+from .errors import Gone, NameTaken, NotFound, StartupError, StorageFull
 from .listing import SORT_COLUMNS, ListQuery
 from .models import AudioRecord
 
@@ -99,6 +99,8 @@ COLUMNS = (
     "content_type, size, sha256, created_at, owner, visibility, storage_key, available"
 )
 BUSY_TIMEOUT_MS = 10_000
+DISK_FULL = ("the server's disk is full; nothing was changed. Try again later "
+             "or ask the operator to free space")
 MAX_KEPT_COUNTS = 1000
 
 
@@ -343,12 +345,37 @@ class _Transaction:
 
     async def __aexit__(self, exc_type, exc, tb) -> None:
         try:
-            # Shielded: a cancelled request must not leave the writer
-            # connection inside an open transaction.
-            statement = "COMMIT" if exc_type is None else "ROLLBACK"
-            await asyncio.shield(self.conn.execute(statement))
+            if exc_type is None:
+                exc = await self._commit()
+            else:
+                await self._roll_back()
         finally:
             self.lock.release()
+        if _is_disk_full(exc):
+            raise StorageFull(DISK_FULL) from exc
+        if exc_type is None and exc is not None:
+            raise exc
+
+    async def _commit(self) -> sqlite3.Error | None:
+        """COMMIT, or roll back and return why it failed."""
+        try:
+            # Shielded: a cancelled request must not leave the writer
+            # connection inside an open transaction.
+            await asyncio.shield(self.conn.execute("COMMIT"))
+        except sqlite3.Error as exc:
+            await self._roll_back()
+            return exc
+        return None
+
+    async def _roll_back(self) -> None:
+        # A failed COMMIT may have rolled back already (SQLITE_FULL does).
+        if self.conn.in_transaction:
+            await asyncio.shield(self.conn.execute("ROLLBACK"))
+
+
+def _is_disk_full(exc: BaseException | None) -> bool:
+    return (isinstance(exc, sqlite3.OperationalError)
+            and (exc.sqlite_errorcode or 0) & 0xFF == sqlite3.SQLITE_FULL)
 
 
 def _filters(query: ListQuery, viewer: Viewer,

@@ -37,3 +37,52 @@ async def test_a_full_disk_is_507_and_leaves_nothing(aiohttp_client, small_disk)
     # The space is back, and the server goes on.
     response = await client.put("/upload", params={"name": "small.wav"}, data=audiofiles.wav(1))
     assert response.status == 201
+
+
+PAGE = 4096
+
+
+def fill(disk, leave: int) -> None:
+    """Fill `disk` with a file of its own until only `leave` bytes are free."""
+    stat = os.statvfs(disk)
+    with open(disk / "filler", "wb") as file:
+        file.write(b"\0" * (stat.f_bavail * stat.f_frsize - leave))
+
+
+def free_bytes(disk) -> int:
+    stat = os.statvfs(disk)
+    return stat.f_bavail * stat.f_frsize
+
+
+def wav_of_size(size: int) -> bytes:
+    """A mono 16-bit WAV of exactly `size` bytes (give or take one)."""
+    header = len(audiofiles.wav(0))
+    data = audiofiles.wav((size - header) // 2 / audiofiles.RATE)
+    assert size - 1 <= len(data) <= size
+    return data
+
+
+async def test_a_full_disk_at_the_database_commit_is_507_and_keeps_nothing(
+        aiohttp_client, small_disk):
+    config = Config(data_dir=small_disk / "data", probe_workers=1)
+    client = await aiohttp_client(create_app(config))
+    # The first upload gives the database, its log and the rate limits the
+    # pages they touch on every upload.
+    assert (await client.put("/upload", params={"name": "first.wav"},
+                             data=audiofiles.wav(0.1))).status == 201
+    stored = os.listdir(small_disk / "data" / "audio")
+    fill(small_disk, leave=256 * 1024)
+    # The next file takes all but one free block: it is received and stored
+    # with room to spare, and then SQLite has too little to log the row (one
+    # row touches the table and each of its indexes: a dozen pages).
+    data = wav_of_size(free_bytes(small_disk) - PAGE - 100)
+    response = await client.put("/upload", params={"name": "fills.wav"}, data=data)
+    assert response.status == 507
+    assert response.content_type == "application/problem+json"
+    assert "disk is full" in (await response.json())["detail"]
+    assert os.listdir(small_disk / "data" / "tmp") == []
+    assert os.listdir(small_disk / "data" / "audio") == stored
+    assert [item["name"] for item in await (await client.get("/list")).json()] == ["first.wav"]
+    # The file's space is back, and the database takes writes again.
+    response = await client.put("/upload", params={"name": "small.wav"}, data=audiofiles.wav(0.1))
+    assert response.status == 201
