@@ -297,16 +297,21 @@ class Database:
                 except sqlite3.IntegrityError:
                     raise NameTaken(record.name) from None
 
-    async def delete(self, name: str) -> AudioRecord:
-        """Delete the row called `name` and return it (NotFound if none)."""
+    async def delete(self, name: str, before_commit=None) -> AudioRecord:
+        """Delete the row called `name` and return it (NotFound if none).
+
+        `await before_commit(record)` runs inside the transaction, holding
+        SQLite's write lock: if it raises, the row stays."""
         async with self.transaction() as conn:
             cursor = await conn.execute(
                 f"DELETE FROM audio WHERE name = ? RETURNING {COLUMNS}", (name,)
             )
             row = await cursor.fetchone()
             await cursor.close()
-        if row is None:
-            raise _not_found(name)
+            if row is None:
+                raise _not_found(name)
+            if before_commit is not None:
+                await before_commit(_record(row))
         return _record(row)
 
     async def set_visibility(self, name: str, visibility: str) -> AudioRecord:

@@ -27,6 +27,7 @@ ERRORS = {
     416: "The byte range is outside the file",
     422: "The stored file could not be decoded to the end",
     429: "Over a rate limit, or too many failed sign-ins: wait Retry-After seconds",
+    503: "The server's storage refused the change (read-only or immutable); nothing changed",
     507: "The server's disk is full; nothing was kept or changed",
 }
 
@@ -261,7 +262,7 @@ def _upload_operation(operation_id: str, multipart: bool) -> dict:
                     "content": {"application/json": {"schema": {
                         "oneOf": [RECORD, {"type": "array", "items": RECORD}]}}}},
             "303": _redirect("A browser's form: to the new file's page"),
-            **_problems(400, 401, 403, 408, 409, 413, 415, 507),
+            **_problems(400, 401, 403, 408, 409, 413, 415, 503, 507),
         },
     }
 
@@ -273,7 +274,8 @@ def _delete_operation(operation_id: str, form: bool) -> dict:
         "parameters": [{**NAME, "required": not form}],
         "responses": {"204": {"description": "Deleted"},
                       **({"303": _redirect("A browser: to the library")} if form else {}),
-                      **_problems(400, 401, 403, 404, 507, *((408, 413) if form else ()))},
+                      **_problems(400, 401, 403, 404, 503, 507,
+                                  *((408, 413) if form else ()))},
     }
     if form:
         # The ask-name form's field; ?name= wins when both are given.

@@ -15,13 +15,18 @@ import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import StartupError, StorageFull
+from .errors import StartupError, StorageFull, StorageRefused
 
 log = logging.getLogger(__name__)
 
 AUDIO_DIR = "audio"
 TEMP_DIR = "tmp"
 TEMP_SUFFIX = ".part"
+# A file being deleted: renamed aside while its row goes (see Library.remove).
+TRASH_SUFFIX = ".deleting"
+# What a read-only, immutable or foreign folder answers to a change.
+REFUSALS = (errno.EACCES, errno.EPERM, errno.EROFS)
+STORE_REFUSED = "store the file; nothing was stored"
 
 
 class Upload:
@@ -100,7 +105,8 @@ class LocalStorage:
 
     async def open_upload(self) -> Upload:
         path = self.temp_dir / (secrets.token_hex(16) + TEMP_SUFFIX)
-        return await asyncio.to_thread(Upload, path)
+        with _refusal_is_503(STORE_REFUSED):
+            return await asyncio.to_thread(Upload, path)
 
     async def copy_in(self, source: Path, chunk_size: int = 1024 * 1024) -> Upload:
         """A finished upload holding a copy of the local file `source`."""
@@ -135,13 +141,46 @@ class LocalStorage:
         try:
             for upload in uploads:
                 key = secrets.token_hex(16)
-                os.rename(upload.path, self.path(key))
+                with _refusal_is_503(STORE_REFUSED):
+                    os.rename(upload.path, self.path(key))
                 keys.append(key)
             _fsync_dir(self.audio_dir)
         except BaseException:
             self._remove(keys)
             raise
         return keys
+
+    async def trash(self, key: str) -> bool:
+        """Rename the file aside, the step of a delete that can be undone;
+        False if there is no file (its row was unavailable)."""
+        return await asyncio.to_thread(self._trash, key)
+
+    def _trash(self, key: str) -> bool:
+        try:
+            with _refusal_is_503("delete the file; nothing was deleted"):
+                os.rename(self.path(key), self._trashed(key))
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def untrash(self, key: str) -> None:
+        """Undo trash(): the delete did not go through."""
+        await asyncio.to_thread(os.rename, self._trashed(key), self.path(key))
+
+    def restore_trashed(self, rows: set[str]) -> list[str]:
+        """Put back the files of deletes that never committed (their key is in
+        `rows`) and return their keys; the others, unreferenced, are left
+        for removal with the rest of what no row refers to."""
+        restored = []
+        for entry in os.scandir(self.audio_dir):
+            key = entry.name.removesuffix(TRASH_SUFFIX)
+            if key != entry.name and key in rows:
+                os.rename(entry.path, self.path(key))
+                restored.append(key)
+        return restored
+
+    def _trashed(self, key: str) -> Path:
+        return self.audio_dir / (key + TRASH_SUFFIX)
 
     async def remove(self, keys: list[str]) -> None:
         await asyncio.to_thread(self._remove, keys)
@@ -156,6 +195,9 @@ class LocalStorage:
         """A derived file stored beside the audio, removed with it."""
         return self.audio_dir / f"{key}.{suffix}"
 
+    async def remove_sidecar(self, key: str, suffix: str) -> None:
+        await asyncio.to_thread(self.sidecar(key, suffix).unlink, missing_ok=True)
+
     async def read_sidecar(self, key: str, suffix: str) -> bytes | None:
         try:
             return await asyncio.to_thread(self.sidecar(key, suffix).read_bytes)
@@ -163,15 +205,16 @@ class LocalStorage:
             return None
 
     async def write_sidecar(self, key: str, suffix: str, data: bytes) -> None:
-        """Write through a temporary file, so readers never see half of it."""
+        """Write through a temporary file, so readers never see half of it;
+        StorageRefused when the storage takes no change."""
         await asyncio.to_thread(self._write_sidecar, key, suffix, data)
 
     def _write_sidecar(self, key: str, suffix: str, data: bytes) -> None:
         temp = self.temp_dir / (secrets.token_hex(16) + TEMP_SUFFIX)
         try:
-            with _disk_full_is_507():
+            with _disk_full_is_507(), _refusal_is_503("keep the waveform"):
                 temp.write_bytes(data)
-            os.rename(temp, self.sidecar(key, suffix))
+                os.rename(temp, self.sidecar(key, suffix))
         finally:
             temp.unlink(missing_ok=True)
 
@@ -202,6 +245,21 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@contextmanager
+def _refusal_is_503(doing: str):
+    """Say what the storage refused, without a path, and what to do."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in REFUSALS:
+            raise StorageRefused(
+                f"the server's storage refused to {doing}. Ask the operator to check "
+                "that the data directory can be written (its permissions, attributes, "
+                "or a read-only mount)"
+            ) from exc
+        raise
 
 
 @contextmanager
