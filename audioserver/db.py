@@ -129,6 +129,9 @@ class Database:
             self._lister = await self._connect()
             await self._lister.execute("PRAGMA query_only=ON")
         except sqlite3.DatabaseError as exc:
+            # Closed here, whoever called: an open connection's thread would
+            # keep the process alive after the error.
+            await self.close()
             raise _unusable(self.path, exc) from None
 
     async def close(self) -> None:

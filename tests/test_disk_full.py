@@ -86,3 +86,28 @@ async def test_a_full_disk_at_the_database_commit_is_507_and_keeps_nothing(
     # The file's space is back, and the database takes writes again.
     response = await client.put("/upload", params={"name": "small.wav"}, data=audiofiles.wav(0.1))
     assert response.status == 201
+
+
+async def test_a_delete_the_full_disk_cannot_commit_is_507_and_keeps_both(
+        aiohttp_client, small_disk):
+    config = Config(data_dir=small_disk / "data", probe_workers=1)
+    client = await aiohttp_client(create_app(config))
+    data = audiofiles.wav(0.1)
+    for name in ("a.wav", "b.wav"):
+        assert (await client.put("/upload", params={"name": name}, data=data)).status == 201
+    # A delete and a read first give the rate limits the pages they touch.
+    assert (await client.delete("/delete", params={"name": "b.wav"})).status == 204
+    assert (await client.get("/list")).status == 200
+    stored = sorted(os.listdir(small_disk / "data" / "audio"))
+    fill(small_disk, leave=0)
+    response = await client.delete("/delete", params={"name": "a.wav"})
+    assert response.status == 507
+    assert response.content_type == "application/problem+json"
+    assert "disk is full" in (await response.json())["detail"]
+    # The file, set aside for the delete, is back under its name, and its row stays.
+    assert sorted(os.listdir(small_disk / "data" / "audio")) == stored
+    response = await client.get("/download", params={"name": "a.wav"})
+    assert response.status == 200 and await response.read() == data
+    os.unlink(small_disk / "filler")
+    assert (await client.delete("/delete", params={"name": "a.wav"})).status == 204
+    assert os.listdir(small_disk / "data" / "audio") == []
