@@ -9,6 +9,9 @@ import pytest
 import audiofiles
 from audioserver.main import create_app
 from audioserver.settings import Config
+from serverprocess import ServerProcess
+
+CLIENTS = 64
 
 
 @pytest.fixture
@@ -111,3 +114,21 @@ async def test_a_delete_the_full_disk_cannot_commit_is_507_and_keeps_both(
     os.unlink(small_disk / "filler")
     assert (await client.delete("/delete", params={"name": "a.wav"})).status == 204
     assert os.listdir(small_disk / "data" / "audio") == []
+
+
+def test_new_clients_on_a_full_disk_do_not_bring_the_server_down(tmp_path, small_disk):
+    """The rate limits live in a mapped file: a first write to a page the
+    file system never allocated is a SIGBUS when the disk is full."""
+    server = ServerProcess(small_disk / "data", tmp_path, workers=1)
+    try:
+        server.start(server.command("--trusted-proxy", "127.0.0.1"))
+        assert server.put("a.wav", audiofiles.wav(0.1))[0] == 201
+        fill(small_disk, leave=0)
+        # Each address has a bucket of its own, spread over the whole file.
+        for client in range(CLIENTS):
+            status, _, _ = server.request("GET", "/list", headers={
+                "X-Forwarded-For": f"10.0.{client // 256}.{client % 256}"})
+            assert status == 200, server.stderr
+        assert server.process.poll() is None
+    finally:
+        server.kill()
