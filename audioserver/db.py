@@ -120,6 +120,10 @@ class Database:
     async def open(self) -> None:
         """Open and migrate. A file SQLite cannot use is a StartupError, and
         is left exactly as it was: nothing is created or migrated over it."""
+        if self.path.exists() and self.path.stat().st_size == 0:
+            # SQLite would take it for a new database; but ours is never left
+            # empty (turning WAL on writes its first page), so it was emptied.
+            raise _unusable(self.path, "it is empty", damaged=True)
         try:
             self._writer = await self._connect()
             await self._writer.execute("PRAGMA journal_mode=WAL")
@@ -132,7 +136,7 @@ class Database:
             # Closed here, whoever called: an open connection's thread would
             # keep the process alive after the error.
             await self.close()
-            raise _unusable(self.path, exc) from None
+            raise _unusable(self.path, str(exc), _is_damage(exc)) from None
 
     async def close(self) -> None:
         """Close the connections; safe to call twice."""
@@ -422,15 +426,19 @@ def _filters(query: ListQuery, viewer: Viewer,
     return where, params
 
 
-def _unusable(path: Path, exc: sqlite3.DatabaseError) -> StartupError:
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    return (exc.sqlite_errorcode or 0) & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def _unusable(path: Path, reason: str, damaged: bool) -> StartupError:
     """The one line an operator reads when the database cannot be opened."""
-    if (exc.sqlite_errorcode or 0) & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+    if damaged:
         return StartupError(
-            f"the database {path} is damaged ({exc}); nothing was changed. Restore it "
+            f"the database {path} is damaged ({reason}); nothing was changed. Restore it "
             "from a backup, or rebuild it from the stored files with "
             "`python -m audioserver recover`"
         )
-    return StartupError(f"cannot open the database {path} ({exc}); nothing was changed")
+    return StartupError(f"cannot open the database {path} ({reason}); nothing was changed")
 
 
 def _not_found(name: str) -> NotFound:
