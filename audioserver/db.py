@@ -280,9 +280,18 @@ class Database:
         return count, duration
 
     async def storage_keys(self) -> dict[str, tuple[str, bool]]:
-        """Every row's storage key -> its name and whether its file was last seen."""
-        cursor = await self._reader.execute("SELECT storage_key, name, available FROM audio")
-        return {key: (name, bool(available)) for key, name, available in await cursor.fetchall()}
+        """Every row's storage key -> its name and whether its file was last seen.
+
+        The first read of the whole table, at start-up: damage that open()
+        could not see stops the server here, with the same one line."""
+        try:
+            cursor = await self._reader.execute("SELECT storage_key, name, available FROM audio")
+            rows = await cursor.fetchall()
+        except sqlite3.DatabaseError as exc:
+            if _is_damage(exc):
+                raise _unusable(self.path, str(exc), damaged=True) from None
+            raise
+        return {key: (name, bool(available)) for key, name, available in rows}
 
     async def _fetch_one(self, sql: str, params) -> AudioRecord | None:
         cursor = await self._reader.execute(sql, params)

@@ -9,6 +9,7 @@ nothing in the data directory.
 
 import os
 import shutil
+import sqlite3
 
 import pytest
 
@@ -48,6 +49,19 @@ def first_100_bytes(path) -> None:
     os.truncate(path, 100)
 
 
+def garbage_in_the_table(path) -> None:
+    """The header and the schema intact: the damage shows only when the
+    table of files is read, at start-up by the check of the disk."""
+    with sqlite3.connect(path) as conn:
+        (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'audio'"
+                               ).fetchone()
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    conn.close()
+    with open(path, "r+b") as file:
+        file.seek((root - 1) * page_size)
+        file.write(b"\xff" * page_size)
+
+
 def emptied(path) -> None:
     """SQLite takes an empty file for a new database: migrated as one, it
     would make every stored file look unreferenced, and start-up removes those."""
@@ -67,7 +81,7 @@ def snapshot(data_dir) -> dict:
 
 @pytest.mark.parametrize("auth", ["open", "users"])
 @pytest.mark.parametrize("workers", [1, 2])
-@pytest.mark.parametrize("damage", [garbage_header, half, first_100_bytes, emptied])
+@pytest.mark.parametrize("damage", [garbage_header, half, first_100_bytes, garbage_in_the_table, emptied])
 def test_a_damaged_database_stops_the_server_with_one_clear_line(
         tmp_path, library_of_one, damage, workers, auth):
     server = ServerProcess(tmp_path / "data", tmp_path, workers=workers)
