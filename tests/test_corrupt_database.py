@@ -81,7 +81,8 @@ def snapshot(data_dir) -> dict:
 
 @pytest.mark.parametrize("auth", ["open", "users"])
 @pytest.mark.parametrize("workers", [1, 2])
-@pytest.mark.parametrize("damage", [garbage_header, half, first_100_bytes, garbage_in_the_table, emptied])
+@pytest.mark.parametrize("damage", [garbage_header, half, first_100_bytes,
+                                    garbage_in_the_table, emptied])
 def test_a_damaged_database_stops_the_server_with_one_clear_line(
         tmp_path, library_of_one, damage, workers, auth):
     server = ServerProcess(tmp_path / "data", tmp_path, workers=workers)
