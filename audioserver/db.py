@@ -3,18 +3,21 @@
 One connection writes (under a lock, BEGIN IMMEDIATE) and one reads, so
 writers never fight over SQLite's lock inside this process; WAL lets the
 reader go on while a write commits, and busy_timeout covers other processes.
+A third reads listings, each in one read transaction (under a lock of its
+own), so a page and its count see the same state of the library.
 """
 
 import asyncio
 import logging
 import math
 import sqlite3
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiosqlite
 
 from .accounts import EVERYTHING, Viewer
-from .errors import Gone, NameTaken, NotFound
+from .errors import Gone, NameTaken, NotFound, StartupError, StorageFull
 from .listing import SORT_COLUMNS, ListQuery
 from .models import AudioRecord
 
@@ -101,6 +104,8 @@ COLUMNS = (
     "content_type, size, sha256, created_at, owner, visibility, storage_key, available"
 )
 BUSY_TIMEOUT_MS = 10_000
+DISK_FULL = ("the server's disk is full; nothing was changed. Try again later "
+             "or ask the operator to free space")
 MAX_KEPT_COUNTS = 1000
 
 
@@ -111,31 +116,53 @@ class Database:
         self.path = path
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._lister: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._list_lock = asyncio.Lock()
         self._counts: dict[tuple[str, tuple], int] = {}
         self._counts_version: int | None = None
 
     async def open(self) -> None:
-        self._writer = await self._connect()
-        await self._writer.execute("PRAGMA journal_mode=WAL")
-        await self._migrate()
-        self._reader = await self._connect()
-        await self._reader.execute("PRAGMA query_only=ON")
+        """Open and migrate. A file SQLite cannot use is a StartupError, and
+        is left exactly as it was: nothing is created or migrated over it."""
+        if self.path.exists() and self.path.stat().st_size == 0:
+            # SQLite would take it for a new database; but ours is never left
+            # empty (turning WAL on writes its first page), so it was emptied.
+            raise _unusable(self.path, "it is empty", damaged=True)
+        try:
+            self._writer = await self._connect()
+            await self._writer.execute("PRAGMA journal_mode=WAL")
+            await self._migrate()
+            self._reader = await self._connect()
+            await self._reader.execute("PRAGMA query_only=ON")
+            self._lister = await self._connect()
+            await self._lister.execute("PRAGMA query_only=ON")
+        except sqlite3.DatabaseError as exc:
+            # Closed here, whoever called: an open connection's thread would
+            # keep the process alive after the error.
+            await self.close()
+            raise _unusable(self.path, str(exc), _is_damage(exc)) from None
 
     async def close(self) -> None:
-        """Close both connections; safe to call twice."""
-        for conn in (self._reader, self._writer):
+        """Close the connections; safe to call twice."""
+        for conn in (self._lister, self._reader, self._writer):
             if conn is not None:
                 await conn.close()
-        self._reader = self._writer = None
+        self._lister = self._reader = self._writer = None
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        # FULL: a commit is on disk before we answer 201.
-        await conn.execute("PRAGMA synchronous=FULL")
-        await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        # Removing a user removes their sessions and tokens, and disowns their files.
-        await conn.execute("PRAGMA foreign_keys=ON")
+        try:
+            # FULL: a commit is on disk before we answer 201.
+            await conn.execute("PRAGMA synchronous=FULL")
+            await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            # Removing a user removes their sessions and tokens, and disowns their files.
+            await conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            # Its thread is not a daemon: left open, it keeps the process
+            # alive after the error, serving nothing.
+            await conn.close()
+            raise
         return conn
 
     async def _migrate(self) -> None:
@@ -186,12 +213,17 @@ class Database:
                      ) -> tuple[list[AudioRecord], int, bool]:
         """One page of the records matching `query` that `viewer` may see, how
         many match in all, and whether another page follows."""
+        async with self._snapshot() as conn:
+            return await self._search(conn, query, viewer)
+
+    async def _search(self, conn: aiosqlite.Connection, query: ListQuery, viewer: Viewer
+                      ) -> tuple[list[AudioRecord], int, bool]:
         where, params = _filters(query, viewer)
-        await self._forget_stale_counts()
-        total = await self._count(" AND ".join(where), tuple(params))
+        await self._forget_stale_counts(conn)
+        total = await self._count(conn, " AND ".join(where), tuple(params))
         # The key of the order: the column, then the unique name to break ties.
         key = ("name",) if query.sort == "name" else (SORT_COLUMNS[query.sort], "name")
-        if total > await self._walk_threshold(query.limit):
+        if total > await self._walk_threshold(conn, query.limit):
             # Many match: walking the sort index finds a page of them sooner
             # than sorting them all, which a filter's index would need.
             where, params = _filters(query, viewer, keep_index=key[0])
@@ -205,30 +237,43 @@ class Database:
         sql = (f"SELECT {COLUMNS} FROM audio WHERE {' AND '.join(page_where)}"
                f" ORDER BY {order} LIMIT ?")
         # One row more than the page tells whether a next page exists.
-        cursor = await self._reader.execute(sql, (*page_params, query.limit + 1))
+        cursor = await conn.execute(sql, (*page_params, query.limit + 1))
         records = [_record(row) for row in await cursor.fetchall()]
         return records[: query.limit], total, len(records) > query.limit
 
-    async def _walk_threshold(self, limit: int) -> float:
+    @asynccontextmanager
+    async def _snapshot(self):
+        """One read transaction on the listing connection: every statement
+        in it sees the library as it was at the first one."""
+        async with self._list_lock:
+            await self._lister.execute("BEGIN")
+            try:
+                yield self._lister
+            finally:
+                # Shielded: a cancelled request must not leave it open.
+                await asyncio.shield(self._lister.execute("COMMIT"))
+
+    async def _walk_threshold(self, conn: aiosqlite.Connection, limit: int) -> float:
         """Sorting k matches costs about k; walking the sort index to a page
         costs about limit * rows / k. They meet at k = sqrt(limit * rows)."""
-        rows = await self._count("available = 1", ())
+        rows = await self._count(conn, "available = 1", ())
         return math.sqrt((limit + 1) * rows)
 
-    async def _forget_stale_counts(self) -> None:
+    async def _forget_stale_counts(self, conn: aiosqlite.Connection) -> None:
         """Counting is the dearest part of a page of a large library, so
         counts are kept until the database changes."""
-        cursor = await self._reader.execute("PRAGMA data_version")
+        cursor = await conn.execute("PRAGMA data_version")
         # data_version moves whenever another connection (our writer, or
         # another worker's) commits: then every kept count may be stale.
+        # Read inside the snapshot, it is the version the snapshot shows.
         (version,) = await cursor.fetchone()
         if version != self._counts_version or len(self._counts) > MAX_KEPT_COUNTS:
             self._counts, self._counts_version = {}, version
 
-    async def _count(self, where: str, params: tuple) -> int:
+    async def _count(self, conn: aiosqlite.Connection, where: str, params: tuple) -> int:
         """How many rows match; call _forget_stale_counts first."""
         if (where, params) not in self._counts:
-            cursor = await self._reader.execute(f"SELECT count(*) FROM audio WHERE {where}", params)
+            cursor = await conn.execute(f"SELECT count(*) FROM audio WHERE {where}", params)
             (self._counts[where, params],) = await cursor.fetchone()
         return self._counts[where, params]
 
@@ -243,9 +288,18 @@ class Database:
         return count, duration
 
     async def storage_keys(self) -> dict[str, tuple[str, bool]]:
-        """Every row's storage key -> its name and whether its file was last seen."""
-        cursor = await self._reader.execute("SELECT storage_key, name, available FROM audio")
-        return {key: (name, bool(available)) for key, name, available in await cursor.fetchall()}
+        """Every row's storage key -> its name and whether its file was last seen.
+
+        The first read of the whole table, at start-up: damage that open()
+        could not see stops the server here, with the same one line."""
+        try:
+            cursor = await self._reader.execute("SELECT storage_key, name, available FROM audio")
+            rows = await cursor.fetchall()
+        except sqlite3.DatabaseError as exc:
+            if _is_damage(exc):
+                raise _unusable(self.path, str(exc), damaged=True) from None
+            raise
+        return {key: (name, bool(available)) for key, name, available in rows}
 
     async def records(self) -> list[AudioRecord]:
         """Every row, available or not."""
@@ -272,16 +326,21 @@ class Database:
                 except sqlite3.IntegrityError:
                     raise NameTaken(record.name) from None
 
-    async def delete(self, name: str) -> AudioRecord:
-        """Delete the row called `name` and return it (NotFound if none)."""
+    async def delete(self, name: str, before_commit=None) -> AudioRecord:
+        """Delete the row called `name` and return it (NotFound if none).
+
+        `await before_commit(record)` runs inside the transaction, holding
+        SQLite's write lock: if it raises, the row stays."""
         async with self.transaction() as conn:
             cursor = await conn.execute(
                 f"DELETE FROM audio WHERE name = ? RETURNING {COLUMNS}", (name,)
             )
             row = await cursor.fetchone()
             await cursor.close()
-        if row is None:
-            raise _not_found(name)
+            if row is None:
+                raise _not_found(name)
+            if before_commit is not None:
+                await before_commit(_record(row))
         return _record(row)
 
     async def set_visibility(self, name: str, visibility: str,
@@ -334,12 +393,37 @@ class _Transaction:
 
     async def __aexit__(self, exc_type, exc, tb) -> None:
         try:
-            # Shielded: a cancelled request must not leave the writer
-            # connection inside an open transaction.
-            statement = "COMMIT" if exc_type is None else "ROLLBACK"
-            await asyncio.shield(self.conn.execute(statement))
+            if exc_type is None:
+                exc = await self._commit()
+            else:
+                await self._roll_back()
         finally:
             self.lock.release()
+        if _is_disk_full(exc):
+            raise StorageFull(DISK_FULL) from exc
+        if exc_type is None and exc is not None:
+            raise exc
+
+    async def _commit(self) -> sqlite3.Error | None:
+        """COMMIT, or roll back and return why it failed."""
+        try:
+            # Shielded: a cancelled request must not leave the writer
+            # connection inside an open transaction.
+            await asyncio.shield(self.conn.execute("COMMIT"))
+        except sqlite3.Error as exc:
+            await self._roll_back()
+            return exc
+        return None
+
+    async def _roll_back(self) -> None:
+        # A failed COMMIT may have rolled back already (SQLITE_FULL does).
+        if self.conn.in_transaction:
+            await asyncio.shield(self.conn.execute("ROLLBACK"))
+
+
+def _is_disk_full(exc: BaseException | None) -> bool:
+    return (isinstance(exc, sqlite3.OperationalError)
+            and (exc.sqlite_errorcode or 0) & 0xFF == sqlite3.SQLITE_FULL)
 
 
 def _filters(query: ListQuery, viewer: Viewer,
@@ -376,6 +460,21 @@ def _filters(query: ListQuery, viewer: Viewer,
         where.append("instr(name_folded, ?) > 0")
         params.append(query.q.casefold())
     return where, params
+
+
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    return (exc.sqlite_errorcode or 0) & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def _unusable(path: Path, reason: str, damaged: bool) -> StartupError:
+    """The one line an operator reads when the database cannot be opened."""
+    if damaged:
+        return StartupError(
+            f"the database {path} is damaged ({reason}); nothing was changed. Restore it "
+            "from a backup, or rebuild it from the stored files with "
+            "`python -m audioserver recover`"
+        )
+    return StartupError(f"cannot open the database {path} ({reason}); nothing was changed")
 
 
 def _not_found(name: str) -> NotFound:

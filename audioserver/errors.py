@@ -108,5 +108,12 @@ class StorageFull(AudioServerError):
     status = HTTPStatus.INSUFFICIENT_STORAGE
 
 
+class StorageRefused(AudioServerError):
+    """The storage would not take a change: read-only, immutable, or not ours
+    to write. The operator must act; until then the change cannot be made."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
 class StartupError(Exception):
     """The server must not start; the message tells the operator why."""

@@ -78,12 +78,26 @@ class Library:
             await self.storage.discard(item.upload)
 
     async def remove(self, name: str) -> AudioRecord:
-        """Delete the row, then the file: a crash between leaves a stray file,
-        which the next start keeps and logs, never a row pointing at nothing."""
+        """Both the row and the file go, or neither: the file is renamed aside
+        first (a storage that refuses changes refuses this, and nothing has
+        changed), then the row is deleted, then the file. If the row stays,
+        the file is put back; after a crash, the next start puts it back or
+        removes it, as its row says."""
         return await asyncio.shield(self._remove(name))
 
     async def _remove(self, name: str) -> AudioRecord:
-        record = await self.db.delete(name)
+        trashed = []
+
+        async def trash(record: AudioRecord) -> None:
+            if await self.storage.trash(record.storage_key):
+                trashed.append(record.storage_key)
+
+        try:
+            record = await self.db.delete(name, before_commit=trash)
+        except BaseException:
+            for key in trashed:
+                await self.storage.untrash(key)
+            raise
         await self.storage.remove([record.storage_key])
         log.info("deleted %r", name)
         return record

@@ -33,7 +33,8 @@ ERRORS = {
     416: "The byte range is outside the file",
     422: "The stored file could not be decoded to the end",
     429: "Over a rate limit, or too many failed sign-ins: wait Retry-After seconds",
-    507: "The server's disk is full; nothing was kept",
+    503: "The server's storage refused the change (read-only or immutable); nothing changed",
+    507: "The server's disk is full; nothing was kept or changed",
 }
 
 
@@ -173,7 +174,7 @@ def _paths() -> dict:
                                   "visibility": {"type": "string"},
                                   "csrf_token": CSRF_FIELD}),
             "responses": {"200": record_ok, "303": _redirect("A browser: to the file's page"),
-                          **_problems(400, 401, 403, 404, 408, 410, 413)}}},
+                          **_problems(400, 401, 403, 404, 408, 410, 413, 507)}}},
         "/login": {
             "get": {"summary": "The sign-in page (--auth users)", "operationId": "loginForm",
                     "parameters": [_query("next", {"type": "string"}, "Where to go after")],
@@ -280,7 +281,7 @@ def _upload_operation(operation_id: str, multipart: bool) -> dict:
                     "content": {"application/json": {"schema": {
                         "oneOf": [RECORD, {"type": "array", "items": RECORD}]}}}},
             "303": _redirect("A browser's form: to the new file's page"),
-            **_problems(400, 401, 403, 408, 409, 413, 415, 507),
+            **_problems(400, 401, 403, 408, 409, 413, 415, 503, 507),
         },
     }
 
@@ -292,7 +293,8 @@ def _delete_operation(operation_id: str, form: bool) -> dict:
         "parameters": [{**NAME, "required": not form}],
         "responses": {"204": {"description": "Deleted"},
                       **({"303": _redirect("A browser: to the library")} if form else {}),
-                      **_problems(400, 401, 403, 404, *((408, 413) if form else ()))},
+                      **_problems(400, 401, 403, 404, 503, 507,
+                                  *((408, 413) if form else ()))},
     }
     if form:
         # The ask-name form's field; ?name= wins when both are given.

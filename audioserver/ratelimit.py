@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import StartupError
 from .settings import Config, Rate
 
 _MAGIC = b"ASRL0001"
@@ -59,6 +60,13 @@ class SharedBuckets:
                 os.ftruncate(self._fd, 0)
                 os.ftruncate(self._fd, size)
                 os.pwrite(self._fd, _MAGIC + struct.pack("<Q", SLOTS), 0)
+            # Every block on disk now (ftruncate leaves holes): a first write
+            # to a hole through the map is a SIGBUS when the disk is full.
+            try:
+                os.posix_fallocate(self._fd, 0, size)
+            except OSError as exc:
+                raise StartupError(f"cannot reserve {size} bytes for the rate limits in "
+                                   f"{path} ({exc.strerror}): free some space") from None
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._map = mmap.mmap(self._fd, size)

@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 async def reconcile(db: Database, storage: LocalStorage) -> None:
     rows = await db.storage_keys()
+    # A delete interrupted before its row went: the file comes back.
+    for key in await asyncio.to_thread(storage.restore_trashed, rows.keys()):
+        log.warning("put back the file of %r: its delete never completed", rows[key][0])
     stored = await asyncio.to_thread(storage.stored_keys)
     if rows and not rows.keys() & stored:
         raise StartupError(

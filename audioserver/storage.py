@@ -17,7 +17,7 @@ import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import StartupError, StorageFull
+from .errors import StartupError, StorageFull, StorageRefused
 from .meta import META_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 AUDIO_DIR = "audio"
 TEMP_DIR = "tmp"
 TEMP_SUFFIX = ".part"
+# A file being deleted: renamed aside while its row goes (see Library.remove).
+TRASH_SUFFIX = ".deleting"
+# What a read-only, immutable or foreign folder answers to a change.
+REFUSALS = (errno.EACCES, errno.EPERM, errno.EROFS)
+STORE_REFUSED = "store the file; nothing was stored"
 
 
 class Upload:
@@ -103,7 +108,8 @@ class LocalStorage:
 
     async def open_upload(self) -> Upload:
         path = self.temp_dir / (secrets.token_hex(16) + TEMP_SUFFIX)
-        return await asyncio.to_thread(Upload, path)
+        with _refusal_is_503(STORE_REFUSED):
+            return await asyncio.to_thread(Upload, path)
 
     async def copy_in(self, source: Path, chunk_size: int = 1024 * 1024) -> Upload:
         """A finished upload holding a copy of the local file `source`."""
@@ -140,14 +146,47 @@ class LocalStorage:
             for upload, meta in zip(uploads, metas, strict=True):
                 key = secrets.token_hex(16)
                 keys.append(key)
-                # The sidecar first: an audio file in place always has one.
-                self._write_durably(self.sidecar(key, META_SUFFIX), meta)
-                os.rename(upload.path, self.path(key))
+                with _refusal_is_503(STORE_REFUSED):
+                    # The sidecar first: an audio file in place always has one.
+                    self._write_durably(self.sidecar(key, META_SUFFIX), meta)
+                    os.rename(upload.path, self.path(key))
             _fsync_dir(self.audio_dir)
         except BaseException:
             self._remove(keys)
             raise
         return keys
+
+    async def trash(self, key: str) -> bool:
+        """Rename the file aside, the step of a delete that can be undone;
+        False if there is no file (its row was unavailable)."""
+        return await asyncio.to_thread(self._trash, key)
+
+    def _trash(self, key: str) -> bool:
+        try:
+            with _refusal_is_503("delete the file; nothing was deleted"):
+                os.rename(self.path(key), self._trashed(key))
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def untrash(self, key: str) -> None:
+        """Undo trash(): the delete did not go through."""
+        await asyncio.to_thread(os.rename, self._trashed(key), self.path(key))
+
+    def restore_trashed(self, rows: set[str]) -> list[str]:
+        """Put back the files of deletes that never committed (their key is in
+        `rows`) and return their keys; the others, unreferenced, are left
+        for removal with the rest of what no row refers to."""
+        restored = []
+        for entry in os.scandir(self.audio_dir):
+            key = entry.name.removesuffix(TRASH_SUFFIX)
+            if key != entry.name and key in rows:
+                os.rename(entry.path, self.path(key))
+                restored.append(key)
+        return restored
+
+    def _trashed(self, key: str) -> Path:
+        return self.audio_dir / (key + TRASH_SUFFIX)
 
     async def remove(self, keys: list[str]) -> None:
         await asyncio.to_thread(self._remove, keys)
@@ -162,6 +201,9 @@ class LocalStorage:
         """A derived file stored beside the audio, removed with it."""
         return self.audio_dir / f"{key}.{suffix}"
 
+    async def remove_sidecar(self, key: str, suffix: str) -> None:
+        await asyncio.to_thread(self.sidecar(key, suffix).unlink, missing_ok=True)
+
     async def read_sidecar(self, key: str, suffix: str) -> bytes | None:
         try:
             return await asyncio.to_thread(self.sidecar(key, suffix).read_bytes)
@@ -169,15 +211,16 @@ class LocalStorage:
             return None
 
     async def write_sidecar(self, key: str, suffix: str, data: bytes) -> None:
-        """Write through a temporary file, so readers never see half of it."""
+        """Write through a temporary file, so readers never see half of it;
+        StorageRefused when the storage takes no change."""
         await asyncio.to_thread(self._write_sidecar, key, suffix, data)
 
     def _write_sidecar(self, key: str, suffix: str, data: bytes) -> None:
         temp = self.temp_dir / (secrets.token_hex(16) + TEMP_SUFFIX)
         try:
-            with _disk_full_is_507():
+            with _disk_full_is_507(), _refusal_is_503("keep the waveform"):
                 temp.write_bytes(data)
-            os.rename(temp, self.sidecar(key, suffix))
+                os.rename(temp, self.sidecar(key, suffix))
         finally:
             temp.unlink(missing_ok=True)
 
@@ -190,8 +233,9 @@ class LocalStorage:
         await asyncio.to_thread(self._write_meta, key, data)
 
     def _write_meta(self, key: str, data: bytes) -> None:
-        self._write_durably(self.sidecar(key, META_SUFFIX), data)
-        _fsync_dir(self.audio_dir)
+        with _refusal_is_503("change the file's record; nothing was changed"):
+            self._write_durably(self.sidecar(key, META_SUFFIX), data)
+            _fsync_dir(self.audio_dir)
 
     def sync_metas(self, metas: dict[str, bytes]) -> list[str]:
         """Make each key's sidecar hold exactly its bytes in `metas`; return
@@ -273,6 +317,21 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@contextmanager
+def _refusal_is_503(doing: str):
+    """Say what the storage refused, without a path, and what to do."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in REFUSALS:
+            raise StorageRefused(
+                f"the server's storage refused to {doing}. Ask the operator to check "
+                "that the data directory can be written (its permissions, attributes, "
+                "or a read-only mount)"
+            ) from exc
+        raise
 
 
 @contextmanager

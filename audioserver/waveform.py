@@ -9,8 +9,9 @@ stored as a sidecar of the audio file, so it is deleted with it.
 
 import asyncio
 import json
+import logging
 
-from .errors import BadRequest
+from .errors import BadRequest, StorageRefused
 from .library import Library
 from .models import AudioRecord
 
@@ -18,6 +19,8 @@ DEFAULT_POINTS = 1000
 MAX_POINTS = 10_000
 # Part of the ETag and the file name: bump it when the computation changes.
 PEAKS_VERSION = 1
+
+log = logging.getLogger(__name__)
 
 
 def parse_points(text: str | None) -> int:
@@ -41,9 +44,16 @@ async def peaks_json(library: Library, record: AudioRecord, points: int) -> byte
     path = library.storage.path(record.storage_key)
     peaks = await library.probes.peaks(path, record.name, points, record.frames, record.format)
     data = json.dumps(peaks, separators=(",", ":")).encode()
-    await library.storage.write_sidecar(record.storage_key, suffix, data)
+    try:
+        await library.storage.write_sidecar(record.storage_key, suffix, data)
+    except StorageRefused as exc:
+        # Only a copy kept for next time failed: the answer is still good.
+        log.warning("the storage refused to keep the waveform of %r (%s); served, not kept",
+                    record.name, exc.__cause__)
+        return data
     if not await asyncio.to_thread(path.exists):
         # Deleted while its peaks were computed: the delete removed the
-        # sidecars there were, this one came after it.
-        await library.storage.remove([record.storage_key])
+        # sidecars there were, this one came after it. Only this one goes:
+        # the file may be aside for a delete that is not over yet.
+        await library.storage.remove_sidecar(record.storage_key, suffix)
     return data
