@@ -87,7 +87,7 @@ def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dic
         with _open_for_decoding(path, format) as audio:
             samplerate = audio.samplerate
             while len(block := audio.read(PEAKS_BLOCK_FRAMES, dtype="float32", always_2d=True)):
-                mono = block.mean(axis=1)
+                mono = _finite_mono(block)
                 # The stretch each frame falls in; frames past the count go to the last.
                 index = np.minimum((np.arange(position, position + len(mono)) * points) // frames,
                                    points - 1)
@@ -98,7 +98,8 @@ def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dic
                 position += len(mono)
     except (soundfile.LibsndfileError, RuntimeError) as exc:
         raise ProbeFailed(f"libsndfile says: {exc}") from None
-    # Stretches the decoder never reached (a short stream) are silence.
+    # Stretches the decoder never reached (a short stream) are silence. The
+    # samples themselves are finite by now, so infinity can only mean that.
     lows[np.isinf(lows)] = 0
     highs[np.isinf(highs)] = 0
     pairs = np.column_stack([lows, highs]).ravel()
@@ -108,6 +109,13 @@ def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dic
         "samples_per_pixel": max(1, round(frames / points)), "bits": 16, "length": points,
         "data": data.tolist(),
     }
+
+
+def _finite_mono(block: np.ndarray) -> np.ndarray:
+    """The mono mix of a block, within full scale. Float files may hold NaN
+    (drawn as silence) and ±Inf or overs (drawn at full scale)."""
+    finite = np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.clip(finite.mean(axis=1), -1.0, 1.0)
 
 
 @contextmanager

@@ -173,3 +173,26 @@ async def test_a_delete_during_the_computation_leaves_nothing_behind(client, upl
     monkeypatch.setattr(library.probes, "peaks", compute_then_delete)
     assert (await peaks(client)).status == 200
     assert list(library.storage.audio_dir.iterdir()) == []
+
+
+async def test_nan_and_infinite_samples_stay_in_the_format_range(client, upload):
+    """A float WAV may hold NaN and ±Inf: peaks clamp them to full scale
+    (Inf) or silence (NaN), never to numbers outside 16 bits."""
+    import io
+
+    import soundfile
+
+    samples = np.zeros(8000, dtype=np.float32)
+    samples[:2000] = np.nan
+    samples[2000:4000] = np.inf
+    samples[4000:6000] = -np.inf
+    samples[6000:] = 0.5
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, 8000, format="WAV", subtype="FLOAT")
+    await upload("odd.wav", buffer.getvalue())
+    body = await (await peaks(client, "odd.wav", points="4")).json()
+    lows, highs = np.array(body["data"]).reshape(-1, 2).T
+    assert ((-32768 <= lows) & (lows <= highs) & (highs <= 32767)).all()
+    # Full scale is ±32767, as for every other sample.
+    assert list(lows) == [0, 32767, -32767, 16384]
+    assert list(highs) == [0, 32767, -32767, 16384]
