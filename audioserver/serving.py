@@ -8,7 +8,6 @@ a worker that dies, and stops them all on SIGINT or SIGTERM.
 """
 
 import asyncio
-import ctypes
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -25,6 +24,7 @@ from .db import Database
 from .errors import StartupError
 from .library import open_library
 from .main import create_app
+from .parentage import die_with_parent
 from .settings import Config
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT = 10.0
 WORKER_START_TIMEOUT = 30.0
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-PR_SET_PDEATHSIG = 1
 
 
 def serve(config: Config) -> None:
@@ -99,7 +98,8 @@ class Supervisor:
             self._stop_all()
 
     def _start(self) -> multiprocessing.Process:
-        process = self.context.Process(target=_worker_main, args=(self.worker_config, self.ready),
+        process = self.context.Process(target=_worker_main,
+                                       args=(self.worker_config, self.ready, os.getpid()),
                                        name="audioserver-worker")
         process.start()
         return process
@@ -161,9 +161,10 @@ def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _worker_main(config: Config, ready) -> None:
-    """A worker process: serve until told to stop, or until the supervisor dies."""
-    _die_with_parent()
+def _worker_main(config: Config, ready, supervisor_pid: int) -> None:
+    """A worker process: serve until told to stop, or until the supervisor dies
+    (even by kill -9: then no orphan keeps the port)."""
+    die_with_parent(supervisor_pid)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     _run(config, announce=lambda: ready.put(os.getpid()), ignore_sigint=True)
 
@@ -174,13 +175,3 @@ async def _leave_sigint_to_the_supervisor(app: web.Application) -> None:
     before the app starts, so it is taken back out here."""
     asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _die_with_parent() -> None:
-    """Linux stops this worker if the supervisor is killed, even with -9,
-    so no orphan keeps the port."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
