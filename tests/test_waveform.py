@@ -196,3 +196,49 @@ async def test_nan_and_infinite_samples_stay_in_the_format_range(client, upload)
     # Full scale is ±32767, as for every other sample.
     assert list(lows) == [0, 32767, -32767, 16384]
     assert list(highs) == [0, 32767, -32767, 16384]
+
+
+def long_flac(path, hours: float, samplerate: int = 8000) -> int:
+    """Silence, then a constant half-scale level in the middle third, then
+    silence: hours of audio in a few hundred KB (FLAC stores a constant run
+    in a few bytes a block). Returns its length in frames."""
+    import soundfile
+
+    frames = int(hours * 3600 * samplerate)
+    third = frames // 3
+    block = np.empty(1 << 20, dtype=np.int16)
+    with soundfile.SoundFile(path, "w", samplerate=samplerate, channels=1, format="FLAC",
+                             subtype="PCM_16") as audio:
+        for level, length in [(0, third), (16384, third), (0, frames - 2 * third)]:
+            block.fill(level)
+            for start in range(0, length, len(block)):
+                audio.write(block[:min(len(block), length - start)])
+    return frames
+
+
+def test_a_long_file_is_sampled_not_decoded_whole(tmp_path, monkeypatch):
+    """Peaks of hours of audio read evenly spaced blocks, a bounded number of
+    frames in all, and still show where the sound is."""
+    import soundfile
+
+    from audioserver import audio
+
+    path = tmp_path / "long.flac"
+    frames = long_flac(path, hours=3.0)
+    assert frames > audio.FULL_DECODE_FRAMES
+    read = []
+    original_read = soundfile.SoundFile.read
+
+    def counting_read(self, *args, **kwargs):
+        block = original_read(self, *args, **kwargs)
+        read.append(len(block))
+        return block
+
+    monkeypatch.setattr(soundfile.SoundFile, "read", counting_read)
+    body = audio.peaks(path, 300, frames, "FLAC")
+    assert sum(read) <= audio.SAMPLED_FRAMES
+    assert body["length"] == 300 and body["samples_per_pixel"] == frames // 300
+    highs = body["data"][1::2]
+    # Blocks straddling the level's edges may catch either side.
+    assert set(highs[:99]) == {0} and set(highs[101:199]) == {16384}
+    assert set(highs[201:]) == {0}
