@@ -1,9 +1,23 @@
 """GET /waveform: peaks in BBC audiowaveform's JSON layout, cached beside the file."""
 
+import asyncio
+import os
+
 import numpy as np
 import pytest
 
 import audiofiles
+from audioserver.settings import Config
+from conftest import MAX_UPLOAD_SIZE
+
+# The parser's time limit here: short, so that a hung parser costs little.
+PROBE_TIMEOUT = 3
+
+
+@pytest.fixture
+def config(tmp_path) -> Config:
+    return Config(data_dir=tmp_path / "data", max_upload_size=MAX_UPLOAD_SIZE,
+                  probe_timeout=PROBE_TIMEOUT, probe_workers=1)
 
 
 def ramp_wav(seconds: float, samplerate: int = 8000) -> bytes:
@@ -163,14 +177,14 @@ async def test_a_browser_gets_json_too(client, upload, browser_headers):
 async def test_a_delete_during_the_computation_leaves_nothing_behind(client, upload, library,
                                                                     monkeypatch):
     await upload("a.wav")
-    compute = library.probes.peaks
+    compute = library.waveforms.pool.peaks
 
     async def compute_then_delete(*args, **kwargs):
         result = await compute(*args, **kwargs)
         await library.remove("a.wav")
         return result
 
-    monkeypatch.setattr(library.probes, "peaks", compute_then_delete)
+    monkeypatch.setattr(library.waveforms.pool, "peaks", compute_then_delete)
     assert (await peaks(client)).status == 200
     assert list(library.storage.audio_dir.iterdir()) == []
 
@@ -242,3 +256,118 @@ def test_a_long_file_is_sampled_not_decoded_whole(tmp_path, monkeypatch):
     # Blocks straddling the level's edges may catch either side.
     assert set(highs[:99]) == {0} and set(highs[101:199]) == {16384}
     assert set(highs[201:]) == {0}
+
+
+# Failures, hangs and crowds
+
+async def stored_path(library, name: str):
+    return library.storage.path((await library.db.get(name)).storage_key)
+
+
+async def hang_parser_on(library, name: str) -> None:
+    """Swap the stored file for a FIFO nobody writes: opening it blocks the
+    parser until its time limit, a real hang."""
+    path = await stored_path(library, name)
+    path.unlink()
+    os.mkfifo(path)
+
+
+async def restore(library, name: str, data: bytes) -> None:
+    path = await stored_path(library, name)
+    path.unlink()
+    path.write_bytes(data)
+
+
+def count_computations(library, monkeypatch) -> list:
+    """Each call of the waveform pool, recorded; the real computation runs."""
+    calls = []
+    compute = library.waveforms.pool.peaks
+
+    async def counted(*args, **kwargs):
+        calls.append(args)
+        return await compute(*args, **kwargs)
+
+    monkeypatch.setattr(library.waveforms.pool, "peaks", counted)
+    return calls
+
+
+async def test_uploads_never_wait_behind_a_waveform(client, upload, library):
+    await upload("stuck.wav")
+    await hang_parser_on(library, "stuck.wav")
+    drawing = asyncio.create_task(peaks(client, "stuck.wav"))
+    await asyncio.sleep(0.5)  # the waveform's parser is blocked now
+    assert (await upload("next.wav")).status == 201
+    assert not drawing.done()
+    assert (await drawing).status == 422
+
+
+async def test_a_failed_waveform_is_remembered(client, upload, library):
+    good = audiofiles.wav()
+    await upload("a.wav", good)
+    await restore(library, "a.wav", b"this is not audio at all" * 100)
+    first = await peaks(client)
+    assert first.status == 422
+    problem = await first.json()
+    assert "a.wav" in problem["detail"] and "decoded" in problem["detail"]
+    # Not tried again: even good bytes now get the remembered answer.
+    await restore(library, "a.wav", good)
+    again = await peaks(client, points="17")
+    assert again.status == 422 and (await again.json())["detail"] == problem["detail"]
+    assert (await client.delete("/delete", params={"name": "a.wav"})).status == 204
+    assert list(library.storage.audio_dir.iterdir()) == []
+
+
+async def test_a_timed_out_waveform_is_remembered(client, upload, library):
+    good = audiofiles.wav()
+    await upload("a.wav", good)
+    await hang_parser_on(library, "a.wav")
+    first = await peaks(client)
+    assert first.status == 422
+    assert f"longer than {PROBE_TIMEOUT} s" in (await first.json())["detail"]
+    await restore(library, "a.wav", good)
+    assert (await peaks(client)).status == 422
+    # Another file is drawn as usual.
+    await upload("b.wav", good)
+    assert (await peaks(client, "b.wav")).status == 200
+
+
+async def test_many_asking_at_once_share_one_computation(client, upload, library,
+                                                        monkeypatch):
+    await upload("a.wav", audiofiles.wav(5.0))
+    calls = count_computations(library, monkeypatch)
+    answers = await asyncio.gather(*(peaks(client, points="300") for _ in range(8)))
+    assert [answer.status for answer in answers] == [200] * 8
+    bodies = {await answer.read() for answer in answers}
+    assert len(bodies) == 1 and len(calls) == 1
+    assert (await peaks(client, points="300")).status == 200
+    assert len(calls) == 1  # from the sidecar now
+
+
+async def test_many_asking_at_once_share_one_timeout(client, upload, library, monkeypatch):
+    await upload("a.wav")
+    await hang_parser_on(library, "a.wav")
+    calls = count_computations(library, monkeypatch)
+    answers = await asyncio.gather(*(peaks(client) for _ in range(4)))
+    assert [answer.status for answer in answers] == [422] * 4
+    assert len(calls) == 1
+
+
+async def test_a_requester_going_away_does_not_stop_the_others(client, upload, library):
+    await upload("a.wav", audiofiles.wav(5.0))
+    first = asyncio.create_task(peaks(client, points="300"))
+    second = asyncio.create_task(peaks(client, points="300"))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert (await second).status == 200
+
+
+async def test_a_small_flac_of_many_hours_is_drawn(client, upload, tmp_path):
+    """Ten hours in under a megabyte: decoding it whole would take longer
+    than the parser's time limit here; sampled, it is drawn."""
+    path = tmp_path / "long.flac"
+    long_flac(path, hours=10.0)
+    assert (await upload("long.flac", path.read_bytes())).status == 201
+    response = await peaks(client, "long.flac", points="30")
+    assert response.status == 200
+    highs = (await response.json())["data"][1::2]
+    assert highs[:9] == [0] * 9 and highs[11:19] == [16384] * 8 and highs[21:] == [0] * 9
