@@ -43,6 +43,9 @@ DEFAULT_UPLOAD_RATE = "120/min"
 DEFAULT_HEADER_TIMEOUT = 15.0
 DEFAULT_BODY_TIMEOUT = 30.0
 DEFAULT_BODY_MIN_RATE = 1024
+# On SIGTERM, requests in flight (an upload's body still arriving, say) get
+# this long to finish before they are cut off.
+DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 
 _RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|min|minute|h|hour)\s*$", re.IGNORECASE)
 _PERIODS = {"s": (1, "second"), "sec": (1, "second"), "second": (1, "second"),
@@ -140,6 +143,7 @@ class Config:
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     body_min_rate: int = DEFAULT_BODY_MIN_RATE
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     # None: no limit on that budget.
     read_rate: Rate | None = parse_rate(DEFAULT_READ_RATE)
     write_rate: Rate | None = parse_rate(DEFAULT_WRITE_RATE)
@@ -198,6 +202,7 @@ ENVIRONMENT = {
     "header_timeout": ("AUDIOSERVER_HEADER_TIMEOUT", parse_seconds),
     "body_timeout": ("AUDIOSERVER_BODY_TIMEOUT", parse_seconds),
     "body_min_rate": ("AUDIOSERVER_BODY_MIN_RATE", parse_size),
+    "shutdown_timeout": ("AUDIOSERVER_SHUTDOWN_TIMEOUT", parse_seconds),
 }
 
 
