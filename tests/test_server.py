@@ -126,7 +126,11 @@ def test_an_upload_in_flight_at_sigterm_is_finished_and_kept(server, workers, ho
 def test_an_upload_not_finished_within_the_shutdown_timeout_leaves_nothing(server, workers,
                                                                           how):
     server.workers = workers
-    server.start(server.command("--shutdown-timeout", "1"))
+    if how == GROUP_SIGTERM:  # and through its variable
+        server.env["AUDIOSERVER_SHUTDOWN_TIMEOUT"] = "1"
+        server.start()
+    else:
+        server.start(server.command("--shutdown-timeout", "1"))
     sock = start_an_upload(server, "never.wav", audiofiles.wav(10))
     terminate(server, how)
     assert server.process.wait(15) == 0

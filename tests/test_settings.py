@@ -39,3 +39,11 @@ def test_durations_for_people(seconds, shown):
 ])
 def test_sizes_for_people(size, shown):
     assert format_size(size) == shown
+
+
+def test_the_shutdown_timeout_is_a_positive_number_of_seconds():
+    assert defaults_from_environment({"AUDIOSERVER_SHUTDOWN_TIMEOUT": "2.5"}) == {
+        "shutdown_timeout": 2.5}
+    for bad in ["0", "-1", "soon", "inf"]:
+        with pytest.raises(ValueError, match="AUDIOSERVER_SHUTDOWN_TIMEOUT"):
+            defaults_from_environment({"AUDIOSERVER_SHUTDOWN_TIMEOUT": bad})
