@@ -65,6 +65,10 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
                         default=defaults["body_min_rate"], metavar="BYTES",
                         help="the slowest body accepted, bytes a second, with K, M, G "
                         "(default %(default)s)")
+    parser.add_argument("--shutdown-timeout", type=_flag(parse_seconds),
+                        default=defaults["shutdown_timeout"], metavar="SECONDS",
+                        help="on SIGTERM, how long requests in flight may take to finish "
+                        "(default %(default)g)")
     _add_storage_flags(parser, defaults)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     importer = commands.add_parser(

@@ -26,6 +26,12 @@ CONTENT_TYPES = {
 FALLBACK_CONTENT_TYPE = "application/octet-stream"
 # Decode this many frames at a time for peaks, whatever the file's length.
 PEAKS_BLOCK_FRAMES = 1 << 16
+# Files up to this length are decoded whole for their peaks (25 minutes at
+# 44.1 kHz, a few seconds' work). Past it, evenly spaced blocks of about
+# SAMPLED_FRAMES in all are read, so the time stays bounded for any length:
+# a crafted FLAC of a few MB can claim thousands of hours.
+FULL_DECODE_FRAMES = 1 << 26
+SAMPLED_FRAMES = 1 << 22
 INT16_MAX = 32767
 # The most sample frames one byte can hold, from each format's most compact
 # encoding. A header that claims more is a lie (or "unknown", which libsndfile
@@ -135,31 +141,21 @@ def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dic
     """Min and max of the mono mix over each of `points` equal stretches of
     the file, in the JSON layout of BBC audiowaveform (version 2, 16 bits).
 
-    The file is decoded block by block, so memory stays flat for any length.
-    `frames` is the counted length, which for an MP3 libsndfile may not know.
+    The file is decoded block by block, so memory stays flat for any length;
+    a long one is sampled (see FULL_DECODE_FRAMES). `frames` is the counted
+    length, which for an MP3 libsndfile may not know.
     """
     points = max(1, min(points, frames))
-    lows = np.full(points, np.inf, dtype=np.float32)
-    highs = np.full(points, -np.inf, dtype=np.float32)
-    position = 0
     try:
         with _open_for_decoding(path, format) as audio:
             samplerate = audio.samplerate
-            while len(block := audio.read(PEAKS_BLOCK_FRAMES, dtype="float32", always_2d=True)):
-                mono = block.mean(axis=1)
-                # The stretch each frame falls in; frames past the count go to the last.
-                index = np.minimum((np.arange(position, position + len(mono)) * points) // frames,
-                                   points - 1)
-                starts = np.flatnonzero(np.diff(index, prepend=-1))
-                stretch = index[starts]
-                lows[stretch] = np.minimum(lows[stretch], np.minimum.reduceat(mono, starts))
-                highs[stretch] = np.maximum(highs[stretch], np.maximum.reduceat(mono, starts))
-                position += len(mono)
+            # An MP3 comes through a pipe, which cannot seek: it is decoded whole.
+            if frames > FULL_DECODE_FRAMES and audio.seekable():
+                lows, highs = _sampled_extremes(audio, points, frames)
+            else:
+                lows, highs = _decoded_extremes(audio, points, frames)
     except (RuntimeError, OSError) as exc:
         raise _failed(exc, path) from None
-    # Stretches the decoder never reached (a short stream) are silence.
-    lows[np.isinf(lows)] = 0
-    highs[np.isinf(highs)] = 0
     pairs = np.column_stack([lows, highs]).ravel()
     data = np.clip(np.round(pairs * INT16_MAX), -INT16_MAX - 1, INT16_MAX).astype(int)
     return {
@@ -182,6 +178,55 @@ def _failed(exc: Exception, path: str | os.PathLike) -> ProbeFailed:
     else:
         reason = f"libsndfile says: {str(exc).replace(os.fspath(path), 'the file')}"
     return ProbeFailed(reason)
+
+
+def _decoded_extremes(audio: soundfile.SoundFile, points: int,
+                      frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of each stretch, from every frame of the file."""
+    lows = np.full(points, np.inf, dtype=np.float32)
+    highs = np.full(points, -np.inf, dtype=np.float32)
+    position = 0
+    while len(block := audio.read(PEAKS_BLOCK_FRAMES, dtype="float32", always_2d=True)):
+        mono = _finite_mono(block)
+        # The stretch each frame falls in; frames past the count go to the last.
+        index = np.minimum((np.arange(position, position + len(mono)) * points) // frames,
+                           points - 1)
+        starts = np.flatnonzero(np.diff(index, prepend=-1))
+        stretch = index[starts]
+        lows[stretch] = np.minimum(lows[stretch], np.minimum.reduceat(mono, starts))
+        highs[stretch] = np.maximum(highs[stretch], np.maximum.reduceat(mono, starts))
+        position += len(mono)
+    # Stretches the decoder never reached (a short stream) are silence. The
+    # samples themselves are finite, so infinity can only mean that.
+    lows[np.isinf(lows)] = 0
+    highs[np.isinf(highs)] = 0
+    return lows, highs
+
+
+def _sampled_extremes(audio: soundfile.SoundFile, points: int,
+                      frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of one block read at the start of each stretch: a seek and
+    SAMPLED_FRAMES / points frames each, however long the file."""
+    lows = np.zeros(points, dtype=np.float32)
+    highs = np.zeros(points, dtype=np.float32)
+    length = max(1, SAMPLED_FRAMES // points)
+    for point in range(points):
+        try:
+            audio.seek(point * frames // points)
+        except (soundfile.LibsndfileError, RuntimeError):
+            break  # shorter than counted: the rest is silence, as when decoding whole
+        block = audio.read(length, dtype="float32", always_2d=True)
+        if len(block):
+            mono = _finite_mono(block)
+            lows[point], highs[point] = mono.min(), mono.max()
+    return lows, highs
+
+
+def _finite_mono(block: np.ndarray) -> np.ndarray:
+    """The mono mix of a block, within full scale. Float files may hold NaN
+    (drawn as silence) and ±Inf or overs (drawn at full scale)."""
+    finite = np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.clip(finite.mean(axis=1), -1.0, 1.0)
 
 
 @contextmanager

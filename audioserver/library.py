@@ -20,8 +20,13 @@ from .probe import ProbePool
 from .reconcile import check_database_not_lost, database_is_blank, reconcile
 from .settings import Config
 from .storage import LocalStorage, Upload
+from .waveform import Waveforms
 
 log = logging.getLogger(__name__)
+
+# Parsers for waveforms, apart from the upload's: one is enough, as each file
+# and size is computed once, and long files are sampled in bounded time.
+WAVEFORM_WORKERS = 1
 
 
 @dataclass
@@ -35,10 +40,12 @@ class Staged:
 class Library:
     """The database and the stored files, kept in agreement."""
 
-    def __init__(self, db: Database, storage: LocalStorage, probes: ProbePool):
+    def __init__(self, db: Database, storage: LocalStorage, probes: ProbePool,
+                 waveforms: Waveforms):
         self.db = db
         self.storage = storage
         self.probes = probes
+        self.waveforms = waveforms
 
     async def add(self, staged: list[Staged], owner: str | None = None,
                   visibility: str = "public") -> list[AudioRecord]:
@@ -136,7 +143,7 @@ class Library:
 @asynccontextmanager
 async def open_library(config: Config, reconcile_storage: bool = True,
                        recovering: bool = False):
-    """Open storage, database and parser workers; close whatever was opened.
+    """Open storage, database and parser pools; close whatever was opened.
 
     Only the server reconciles: an importer running beside it must not take
     the server's in-flight uploads for leftovers. Only `recover` may open a
@@ -155,9 +162,13 @@ async def open_library(config: Config, reconcile_storage: bool = True,
         await db.open()
         probes = ProbePool(config.probe_workers, config.probe_timeout)
         stack.push_async_callback(probes.close)
+        waveform_pool = ProbePool(WAVEFORM_WORKERS, config.probe_timeout)
+        stack.push_async_callback(waveform_pool.close)
+        waveforms = Waveforms(storage, waveform_pool)
+        stack.push_async_callback(waveforms.close)  # first: see its docstring
         if reconcile_storage:
             await reconcile(db, storage)
-        yield Library(db, storage, probes)
+        yield Library(db, storage, probes, waveforms)
 
 
 def now_rfc3339() -> str:

@@ -3,21 +3,26 @@
 No release of libsndfile carries every published parser fix, so parsing
 happens in child processes: one that crashes or runs past the time limit is
 killed and replaced, and the upload that caused it gets a 415. Each worker
-answers one JSON line per request on its stdout.
+answers one JSON line per request on its stdout. A worker also enforces the
+time limit itself and dies with the process that started it, so none keeps
+decoding after a kill -9 of the server.
 
 Run as `python -m audioserver.probe` it is the worker itself.
 """
 
+import argparse
 import asyncio
 import contextlib
 import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
 
 from .errors import AudioServerError, NotAudio, Undecodable
 from .models import AudioInfo
+from .parentage import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +30,9 @@ log = logging.getLogger(__name__)
 WORKER_MEMORY_LIMIT = 4 * 1024**3
 # The longest answer line: 10,000 waveform points are about 120 KB of JSON.
 ANSWER_LIMIT = 4 * 1024**2
+# A worker's own limit runs this much past the pool's, which normally acts
+# first (and says why); the worker's is for when nobody is left to act.
+OWN_LIMIT_MARGIN = 2.0
 
 
 class ProbePool:
@@ -62,7 +70,7 @@ class ProbePool:
         worker = await self._idle.get()
         try:
             if worker is None:
-                worker = await self._start_worker()
+                worker = await self._start_worker(self.timeout + OWN_LIMIT_MARGIN)
             return await asyncio.wait_for(worker.ask(request), self.timeout)
         except (asyncio.TimeoutError, _WorkerDied) as exc:
             # A timeout's message is empty: say what happened instead.
@@ -81,8 +89,8 @@ class ProbePool:
         finally:
             self._idle.put_nowait(worker)
 
-    async def _start_worker(self) -> "_Worker":
-        worker = await _Worker.start()
+    async def _start_worker(self, time_limit: float) -> "_Worker":
+        worker = await _Worker.start(time_limit)
         self._workers.add(worker)
         return worker
 
@@ -106,10 +114,11 @@ class _Worker:
         self.process = process
 
     @classmethod
-    async def start(cls) -> "_Worker":
+    async def start(cls, time_limit: float) -> "_Worker":
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "audioserver.probe",
+            sys.executable, "-m", "audioserver.probe", "--time-limit", str(time_limit),
+            "--parent", str(os.getpid()),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
             limit=ANSWER_LIMIT,
             # Keep the worker out of the server's process group, so a Ctrl-C
@@ -135,8 +144,12 @@ class _Worker:
         await self.process.wait()
 
 
-def serve_requests(stdin=sys.stdin, stdout=sys.stdout) -> None:
-    """The worker's loop: a JSON request per line in, a JSON answer per line out."""
+def serve_requests(stdin=sys.stdin, stdout=sys.stdout, time_limit: float = 0) -> None:
+    """The worker's loop: a JSON request per line in, a JSON answer per line out.
+
+    Each request runs under an alarm of `time_limit` seconds (0: none). SIGALRM
+    is left at its default, which ends the process even inside libsndfile.
+    """
     from . import audio
 
     jobs = {
@@ -146,6 +159,7 @@ def serve_requests(stdin=sys.stdin, stdout=sys.stdout) -> None:
     }
     for line in stdin:
         request = json.loads(line)
+        signal.setitimer(signal.ITIMER_REAL, time_limit)
         try:
             answer = jobs[request["job"]](request)
         except audio.ProbeFailed as exc:
@@ -153,6 +167,7 @@ def serve_requests(stdin=sys.stdin, stdout=sys.stdout) -> None:
         except Exception as exc:  # our own parsing (MP3 frames) met bytes it did not expect
             log.exception("%s of %s failed", request["job"], request["path"])
             answer = {"error": f"it could not be parsed ({type(exc).__name__})"}
+        signal.setitimer(signal.ITIMER_REAL, 0)
         stdout.write(json.dumps(answer) + "\n")
         stdout.flush()
 
@@ -171,6 +186,19 @@ def _private_answer_channel():
     return answers
 
 
+def _parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m audioserver.probe")
+    parser.add_argument("--time-limit", type=float, default=0.0,
+                        help="seconds a request may take before this process ends itself")
+    parser.add_argument("--parent", type=int, default=None,
+                        help="the process this one dies with")
+    return parser.parse_args()
+
+
 if __name__ == "__main__":
+    arguments = _parse_arguments()
+    if arguments.parent is not None:
+        # Holds nothing worth a clean exit: SIGKILL cannot be caught or delayed.
+        die_with_parent(arguments.parent, signal.SIGKILL)
     _limit_memory()
-    serve_requests(stdout=_private_answer_channel())
+    serve_requests(stdout=_private_answer_channel(), time_limit=arguments.time_limit)

@@ -5,10 +5,14 @@ connections over them. They share nothing in memory: every piece of state
 lives in the database or the data directory, so any worker can answer any
 request. The supervisor reconciles storage once before they start, restarts
 a worker that dies, and stops them all on SIGINT or SIGTERM.
+
+Stopping, in one process or in each worker: stop listening, let the requests
+in flight finish (up to Config.shutdown_timeout), then close. SIGTERM may
+come twice to a worker (from `kill -TERM -PGID`, then from the supervisor):
+the second changes nothing.
 """
 
 import asyncio
-import ctypes
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -22,19 +26,23 @@ from aiohttp import web
 
 from .accountdb import Accounts
 from .db import Database
+from .draining import InFlight, inflight_middleware
 from .errors import StartupError
 from .library import open_library
 from .main import create_app
+from .parentage import die_with_parent
 from .reconcile import check_database_not_lost
 from .settings import Config
 
 log = logging.getLogger(__name__)
 
-# Let in-flight requests finish on SIGTERM, but not forever.
-SHUTDOWN_TIMEOUT = 10.0
+# Requests still running after the shutdown timeout are cancelled, and get
+# this long to clean up (a half-received upload is deleted).
+CANCEL_GRACE = 1.0
+# How long the supervisor waits for a stopping worker beyond those two.
+WORKER_STOP_MARGIN = 5.0
 WORKER_START_TIMEOUT = 30.0
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-PR_SET_PDEATHSIG = 1
 
 
 def serve(config: Config) -> None:
@@ -43,7 +51,8 @@ def serve(config: Config) -> None:
     if asyncio.run(_needs_an_admin(config)):
         config = replace(config, setup_code=secrets.token_hex(6))
     if config.workers == 1:
-        _run(config, announce=lambda: _print_url(config))
+        stop_signals = (signal.SIGINT, signal.SIGTERM)
+        asyncio.run(_serve(config, lambda: _print_url(config), stop_signals))
     else:
         Supervisor(config).run()
 
@@ -57,15 +66,39 @@ class AccessLogger(web.AbstractAccessLogger):
                          request.path_qs, response.status, response.body_length, time * 1000)
 
 
-def _run(config: Config, announce, ignore_sigint: bool = False) -> None:
+async def _serve(config: Config, announce, stop_signals: tuple[int, ...]) -> None:
+    """Serve until one of `stop_signals`, then drain and close.
+
+    Not web.run_app: its shutdown drops the rest of a body still arriving,
+    and a second SIGTERM raises in the middle of its cleanup.
+    """
+    inflight = InFlight()
     app = create_app(config)
-    if ignore_sigint:
-        app.on_startup.append(_leave_sigint_to_the_supervisor)
-    web.run_app(
-        app, host=config.host, port=config.port,
-        reuse_port=config.workers > 1, shutdown_timeout=SHUTDOWN_TIMEOUT,
-        access_log_class=AccessLogger, print=lambda _: announce(),
-    )
+    app.middlewares.insert(0, inflight_middleware(inflight))
+    runner = web.AppRunner(app, shutdown_timeout=CANCEL_GRACE, access_log_class=AccessLogger)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.port, reuse_port=config.workers > 1)
+        await site.start()
+        announce()
+        await _signalled(stop_signals)
+        await site.stop()  # no new connections
+        await inflight.drain(config.shutdown_timeout)
+    finally:
+        await runner.cleanup()
+
+
+async def _signalled(signals: tuple[int, ...]) -> None:
+    """Return at the first of `signals`; any later one is ignored, up to the
+    process's exit (the loop, once closed, would restore the default: die)."""
+    loop = asyncio.get_running_loop()
+    received = asyncio.Event()
+    for sig in signals:
+        loop.add_signal_handler(sig, received.set)
+    await received.wait()
+    for sig in signals:
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _print_url(config: Config) -> None:
@@ -91,6 +124,7 @@ class Supervisor:
     def run(self) -> None:
         asyncio.run(_reconcile(self.config))
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
         try:
             self.workers = [self._start() for _ in range(self.config.workers)]
             self._wait_until_ready()
@@ -102,7 +136,8 @@ class Supervisor:
             self._stop_all()
 
     def _start(self) -> multiprocessing.Process:
-        process = self.context.Process(target=_worker_main, args=(self.worker_config, self.ready),
+        process = self.context.Process(target=_worker_main,
+                                       args=(self.worker_config, self.ready, os.getpid()),
                                        name="audioserver-worker")
         process.start()
         return process
@@ -132,13 +167,21 @@ class Supervisor:
                 time.sleep(1)  # do not spin if every start fails
 
     def _stop_all(self) -> None:
+        # A second signal (Ctrl-C twice, or the supervisor's own SIGTERM
+        # coming after the group's) must not interrupt the waiting below.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for worker in self.workers:
             if worker.is_alive():
                 os.kill(worker.pid, signal.SIGTERM)
+        deadline = (time.monotonic() + self.config.shutdown_timeout + 2 * CANCEL_GRACE
+                    + WORKER_STOP_MARGIN)
         for worker in self.workers:
-            worker.join(SHUTDOWN_TIMEOUT + 5)
+            worker.join(max(0.0, deadline - time.monotonic()))
             if worker.is_alive():
+                log.error("worker %d did not stop in time; killing it", worker.pid)
                 worker.kill()
+                worker.join()
 
 
 async def _needs_an_admin(config: Config) -> bool:
@@ -164,26 +207,12 @@ def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _worker_main(config: Config, ready) -> None:
-    """A worker process: serve until told to stop, or until the supervisor dies."""
-    _die_with_parent()
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    _run(config, announce=lambda: ready.put(os.getpid()), ignore_sigint=True)
-
-
-async def _leave_sigint_to_the_supervisor(app: web.Application) -> None:
-    """Ctrl-C reaches the whole process group; the supervisor decides, and
-    stops each worker with SIGTERM. run_app installs its own SIGINT handler
-    before the app starts, so it is taken back out here."""
-    asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+def _worker_main(config: Config, ready, supervisor_pid: int) -> None:
+    """A worker process: serve until told to stop, or until the supervisor dies
+    (even by kill -9: then no orphan keeps the port)."""
+    # Ctrl-C reaches the whole process group; the supervisor decides, and
+    # stops each worker with SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _die_with_parent() -> None:
-    """Linux stops this worker if the supervisor is killed, even with -9,
-    so no orphan keeps the port."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
+    die_with_parent(supervisor_pid)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    asyncio.run(_serve(config, lambda: ready.put(os.getpid()), (signal.SIGTERM,)))

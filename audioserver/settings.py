@@ -45,6 +45,9 @@ DEFAULT_UPLOAD_RATE = "120/min"
 DEFAULT_HEADER_TIMEOUT = 15.0
 DEFAULT_BODY_TIMEOUT = 30.0
 DEFAULT_BODY_MIN_RATE = 1024
+# On SIGTERM, requests in flight (an upload's body still arriving, say) get
+# this long to finish before they are cut off.
+DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 
 # DNS rebinding (see hosts.py): the names a Host header may carry. Only this
 # machine reaches a loopback server, by these; a server listening on every
@@ -189,6 +192,7 @@ class Config:
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     body_min_rate: int = DEFAULT_BODY_MIN_RATE
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     # None: no limit on that budget.
     read_rate: Rate | None = parse_rate(DEFAULT_READ_RATE)
     write_rate: Rate | None = parse_rate(DEFAULT_WRITE_RATE)
@@ -265,6 +269,7 @@ ENVIRONMENT = {
     "header_timeout": ("AUDIOSERVER_HEADER_TIMEOUT", parse_seconds),
     "body_timeout": ("AUDIOSERVER_BODY_TIMEOUT", parse_seconds),
     "body_min_rate": ("AUDIOSERVER_BODY_MIN_RATE", parse_size),
+    "shutdown_timeout": ("AUDIOSERVER_SHUTDOWN_TIMEOUT", parse_seconds),
 }
 
 

@@ -100,7 +100,7 @@ async def waveform_peaks(request: web.Request) -> web.StreamResponse:
     headers = {"ETag": waveform.etag(record, points), "Cache-Control": "no-cache"}
     if etag_matches(request, headers["ETag"]):
         return web.Response(status=304, headers=headers)
-    body = await waveform.peaks_json(library, record, points)
+    body = await library.waveforms.peaks_json(record, points)
     return web.Response(body=body, content_type="application/json", headers=headers)
 
 

@@ -302,7 +302,7 @@ async def new_token(client, name: str, password: str = PASSWORD, **fields):
 
 async def test_tokens_are_shown_once_stored_as_hashes_and_can_be_revoked(client, account,
                                                                         db_rows):
-    alice = await account("alice")
+    await account("alice")
     created = await new_token(client, "alice")
     assert created.status == 201
     token = await created.json()

@@ -1,12 +1,18 @@
 """The parser runs in worker processes: a hang or a crash costs one 415."""
 
 import asyncio
+import contextlib
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
+import audiofiles
 import psutil
 import pytest
 
-import audiofiles
 from audioserver.errors import NotAudio
 from audioserver.probe import ProbePool
 
@@ -112,3 +118,57 @@ async def test_an_mp3_followed_by_junk_is_measured_without_a_timeout(tmp_path):
         assert [w.pid for w in workers()] == [worker.pid]  # never killed
     finally:
         await pool.close()
+
+
+# Orphans: a parser outlives neither its owner nor its time limit.
+
+OWNER = """
+import asyncio, sys
+from audioserver.probe import ProbePool
+
+async def main():
+    pool = ProbePool(size=1, timeout=600)
+    await pool.probe(sys.argv[1], "hang.wav")
+
+asyncio.run(main())
+"""
+
+
+def wait_for(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_parser_dies_with_its_owner(tmp_path):
+    """kill -9 of a serving process must not leave its parser decoding on."""
+    fifo = tmp_path / "hang.wav"
+    os.mkfifo(fifo)
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(fifo)])
+    wait_for(lambda: psutil.Process(owner.pid).children(), timeout=20)
+    [parser] = psutil.Process(owner.pid).children()
+    try:
+        time.sleep(0.3)  # blocked in the parser now
+        owner.kill()
+        owner.wait()
+        wait_for(lambda: not parser.is_running() or parser.status() == psutil.STATUS_ZOMBIE,
+                 timeout=10)
+    finally:
+        owner.kill()
+        with contextlib.suppress(psutil.NoSuchProcess):
+            parser.kill()
+
+
+def test_a_parser_keeps_its_time_limit_on_its_own(tmp_path):
+    """Even with nobody left to kill it, a parser stops at its time limit."""
+    fifo = tmp_path / "hang.wav"
+    os.mkfifo(fifo)
+    with subprocess.Popen([sys.executable, "-m", "audioserver.probe", "--time-limit", "1"],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE) as parser:
+        try:
+            parser.stdin.write(json.dumps({"job": "probe", "path": str(fifo)}).encode() + b"\n")
+            parser.stdin.flush()
+            assert parser.wait(timeout=20) == -signal.SIGALRM
+        finally:
+            parser.kill()

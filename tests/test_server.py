@@ -24,6 +24,7 @@ import audiofiles
 from serverprocess import ServerProcess, query, sha256
 
 CTRL_C = "ctrl-c"  # SIGINT to the whole process group, as a terminal sends it
+GROUP_SIGTERM = "group"  # SIGTERM to the whole process group, as systemd sends it
 
 
 @pytest.fixture
@@ -62,8 +63,8 @@ def gone(processes: list[psutil.Process]) -> bool:
 # Starting and stopping
 
 @pytest.mark.parametrize("workers", [1, 2])
-@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT, CTRL_C],
-                         ids=["SIGTERM", "SIGINT", "ctrl-c"])
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT, CTRL_C, GROUP_SIGTERM],
+                         ids=["SIGTERM", "SIGINT", "ctrl-c", "SIGTERM-to-the-group"])
 def test_prints_its_url_and_stops_cleanly_on_a_signal(server, how, workers):
     server.workers = workers
     server.start()
@@ -74,6 +75,8 @@ def test_prints_its_url_and_stops_cleanly_on_a_signal(server, how, workers):
     started = time.monotonic()
     if how == CTRL_C:
         code = server.stop(signal.SIGINT, group=True)
+    elif how == GROUP_SIGTERM:
+        code = server.stop(signal.SIGTERM, group=True)
     else:
         code = server.stop(how)
     assert code == 0
@@ -82,6 +85,78 @@ def test_prints_its_url_and_stops_cleanly_on_a_signal(server, how, workers):
     assert "Traceback" not in server.stderr
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", server.port), timeout=2)
+
+
+def start_an_upload(server, name: str, data: bytes) -> socket.socket:
+    """Headers and the first half of `data`, once the server is writing it."""
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(f"PUT /upload?{query(name)} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 f"Content-Length: {len(data)}\r\n\r\n".encode() + data[:len(data) // 2])
+    wait_for(lambda: any(name.endswith(".part") for name in listdir(server, "tmp")))
+    return sock
+
+
+def terminate(server, how: str) -> None:
+    if how == GROUP_SIGTERM:
+        os.killpg(server.process.pid, signal.SIGTERM)
+    else:
+        server.process.send_signal(signal.SIGTERM)
+
+
+@pytest.mark.parametrize("workers,how", [(1, "process"), (2, "supervisor"),
+                                         (2, GROUP_SIGTERM)])
+def test_an_upload_in_flight_at_sigterm_is_finished_and_kept(server, workers, how):
+    server.workers = workers
+    server.start()
+    data = audiofiles.wav(10)
+    sock = start_an_upload(server, "late.wav", data)
+    terminate(server, how)
+    time.sleep(0.2)
+    # New connections are refused while the one in flight is served.
+    wait_for(lambda: not port_open(server))
+    sock.sendall(data[len(data) // 2:])
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    assert response.status == 201
+    assert json.loads(response.read())["sha256"] == sha256(data)
+    sock.close()
+    assert server.process.wait(15) == 0
+    assert "Traceback" not in server.stderr
+    server.start()
+    assert server.names() == ["late.wav"]
+    assert server.download_sha256("late.wav") == sha256(data)
+
+
+@pytest.mark.parametrize("workers,how", [(1, "process"), (2, GROUP_SIGTERM)])
+def test_an_upload_not_finished_within_the_shutdown_timeout_leaves_nothing(server, workers,
+                                                                          how):
+    server.workers = workers
+    if how == GROUP_SIGTERM:  # and through its variable
+        server.env["AUDIOSERVER_SHUTDOWN_TIMEOUT"] = "1"
+        server.start()
+    else:
+        server.start(server.command("--shutdown-timeout", "1"))
+    sock = start_an_upload(server, "never.wav", audiofiles.wav(10))
+    terminate(server, how)
+    assert server.process.wait(15) == 0
+    sock.settimeout(5)
+    with pytest.raises(ConnectionResetError):
+        while sock.recv(65536):  # anything but a 201; then the close
+            pass
+        raise ConnectionResetError  # closed without a word: just as good
+    sock.close()
+    assert "Traceback" not in server.stderr
+    server.start()
+    assert server.names() == []
+    assert listdir(server, "tmp") == [] and listdir(server, "audio") == []
+
+
+def port_open(server) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+        return True
+    except ConnectionRefusedError:
+        return False
 
 
 def test_files_survive_a_restart(server):

@@ -1,7 +1,12 @@
 import pytest
 
-from audioserver.settings import (Config, defaults_from_environment, parse_allowed_hosts,
-                                  parse_host_name, parse_size)
+from audioserver.settings import (
+    Config,
+    defaults_from_environment,
+    parse_allowed_hosts,
+    parse_host_name,
+    parse_size,
+)
 from audioserver.templating import format_duration, format_size
 
 
@@ -73,3 +78,11 @@ def test_the_names_served_follow_the_address_listened_on(host, names):
     assert set(Config(host=host).host_names) == set(names)
     assert set(Config(host=host, allowed_hosts=("nas.example",)).host_names) == {
         *names, "nas.example"}
+
+
+def test_the_shutdown_timeout_is_a_positive_number_of_seconds():
+    assert defaults_from_environment({"AUDIOSERVER_SHUTDOWN_TIMEOUT": "2.5"}) == {
+        "shutdown_timeout": 2.5}
+    for bad in ["0", "-1", "soon", "inf"]:
+        with pytest.raises(ValueError, match="AUDIOSERVER_SHUTDOWN_TIMEOUT"):
+            defaults_from_environment({"AUDIOSERVER_SHUTDOWN_TIMEOUT": bad})

@@ -1,9 +1,24 @@
 """GET /waveform: peaks in BBC audiowaveform's JSON layout, cached beside the file."""
 
-import numpy as np
-import pytest
+import asyncio
+import os
 
 import audiofiles
+import numpy as np
+import pytest
+from conftest import MAX_UPLOAD_SIZE
+
+from audioserver.errors import Undecodable
+from audioserver.settings import Config
+
+# The parser's time limit here: short, so that a hung parser costs little.
+PROBE_TIMEOUT = 3
+
+
+@pytest.fixture
+def config(tmp_path) -> Config:
+    return Config(data_dir=tmp_path / "data", max_upload_size=MAX_UPLOAD_SIZE,
+                  probe_timeout=PROBE_TIMEOUT, probe_workers=1)
 
 
 def ramp_wav(seconds: float, samplerate: int = 8000) -> bytes:
@@ -182,14 +197,14 @@ async def test_a_browser_gets_json_too(client, upload, browser_headers):
 async def test_a_delete_during_the_computation_leaves_nothing_behind(client, upload, library,
                                                                     monkeypatch):
     await upload("a.wav")
-    compute = library.probes.peaks
+    compute = library.waveforms.pool.peaks
 
     async def compute_then_delete(*args, **kwargs):
         result = await compute(*args, **kwargs)
         await library.remove("a.wav")
         return result
 
-    monkeypatch.setattr(library.probes, "peaks", compute_then_delete)
+    monkeypatch.setattr(library.waveforms.pool, "peaks", compute_then_delete)
     assert (await peaks(client)).status == 200
     assert list(library.storage.audio_dir.iterdir()) == []
 
@@ -206,3 +221,195 @@ async def test_a_stored_file_that_cannot_be_opened_shows_no_path(client, upload,
             text = await response.text()
             assert name in text
             assert str(tmp_path) not in text and "/audio/" not in text
+
+
+async def test_nan_and_infinite_samples_stay_in_the_format_range(client, upload):
+    """A float WAV may hold NaN and ±Inf: peaks clamp them to full scale
+    (Inf) or silence (NaN), never to numbers outside 16 bits."""
+    import io
+
+    import soundfile
+
+    samples = np.zeros(8000, dtype=np.float32)
+    samples[:2000] = np.nan
+    samples[2000:4000] = np.inf
+    samples[4000:6000] = -np.inf
+    samples[6000:] = 0.5
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, 8000, format="WAV", subtype="FLOAT")
+    await upload("odd.wav", buffer.getvalue())
+    body = await (await peaks(client, "odd.wav", points="4")).json()
+    lows, highs = np.array(body["data"]).reshape(-1, 2).T
+    assert ((-32768 <= lows) & (lows <= highs) & (highs <= 32767)).all()
+    # Full scale is ±32767, as for every other sample.
+    assert list(lows) == [0, 32767, -32767, 16384]
+    assert list(highs) == [0, 32767, -32767, 16384]
+
+
+def long_flac(path, hours: float, samplerate: int = 8000) -> int:
+    """Silence, then a constant half-scale level in the middle third, then
+    silence: hours of audio in a few hundred KB (FLAC stores a constant run
+    in a few bytes a block). Returns its length in frames."""
+    import soundfile
+
+    frames = int(hours * 3600 * samplerate)
+    third = frames // 3
+    block = np.empty(1 << 20, dtype=np.int16)
+    with soundfile.SoundFile(path, "w", samplerate=samplerate, channels=1, format="FLAC",
+                             subtype="PCM_16") as audio:
+        for level, length in [(0, third), (16384, third), (0, frames - 2 * third)]:
+            block.fill(level)
+            for start in range(0, length, len(block)):
+                audio.write(block[:min(len(block), length - start)])
+    return frames
+
+
+def test_a_long_file_is_sampled_not_decoded_whole(tmp_path, monkeypatch):
+    """Peaks of hours of audio read evenly spaced blocks, a bounded number of
+    frames in all, and still show where the sound is."""
+    import soundfile
+
+    from audioserver import audio
+
+    path = tmp_path / "long.flac"
+    frames = long_flac(path, hours=3.0)
+    assert frames > audio.FULL_DECODE_FRAMES
+    read = []
+    original_read = soundfile.SoundFile.read
+
+    def counting_read(self, *args, **kwargs):
+        block = original_read(self, *args, **kwargs)
+        read.append(len(block))
+        return block
+
+    monkeypatch.setattr(soundfile.SoundFile, "read", counting_read)
+    body = audio.peaks(path, 300, frames, "FLAC")
+    assert sum(read) <= audio.SAMPLED_FRAMES
+    assert body["length"] == 300 and body["samples_per_pixel"] == frames // 300
+    highs = body["data"][1::2]
+    # Blocks straddling the level's edges may catch either side.
+    assert set(highs[:99]) == {0} and set(highs[101:199]) == {16384}
+    assert set(highs[201:]) == {0}
+
+
+# Failures, hangs and crowds
+
+async def stored_path(library, name: str):
+    return library.storage.path((await library.db.get(name)).storage_key)
+
+
+async def hang_parser_on(library, name: str) -> None:
+    """Swap the stored file for a FIFO nobody writes: opening it blocks the
+    parser until its time limit, a real hang."""
+    path = await stored_path(library, name)
+    path.unlink()
+    os.mkfifo(path)
+
+
+async def restore(library, name: str, data: bytes) -> None:
+    path = await stored_path(library, name)
+    path.unlink()
+    path.write_bytes(data)
+
+
+def count_computations(library, monkeypatch) -> list:
+    """Each call of the waveform pool, recorded; the real computation runs."""
+    calls = []
+    compute = library.waveforms.pool.peaks
+
+    async def counted(*args, **kwargs):
+        calls.append(args)
+        return await compute(*args, **kwargs)
+
+    monkeypatch.setattr(library.waveforms.pool, "peaks", counted)
+    return calls
+
+
+async def test_uploads_never_wait_behind_a_waveform(client, upload, library):
+    await upload("stuck.wav")
+    await hang_parser_on(library, "stuck.wav")
+    drawing = asyncio.create_task(peaks(client, "stuck.wav"))
+    await asyncio.sleep(0.5)  # the waveform's parser is blocked now
+    assert (await upload("next.wav")).status == 201
+    assert not drawing.done()
+    assert (await drawing).status == 422
+
+
+async def test_a_failed_waveform_is_remembered(client, upload, library):
+    good = audiofiles.wav()
+    await upload("a.wav", good)
+    await restore(library, "a.wav", b"this is not audio at all" * 100)
+    first = await peaks(client)
+    assert first.status == 422
+    problem = await first.json()
+    assert "a.wav" in problem["detail"] and "decoded" in problem["detail"]
+    # Not tried again: even good bytes now get the remembered answer.
+    await restore(library, "a.wav", good)
+    again = await peaks(client, points="17")
+    assert again.status == 422 and (await again.json())["detail"] == problem["detail"]
+    assert (await client.delete("/delete", params={"name": "a.wav"})).status == 204
+    assert list(library.storage.audio_dir.iterdir()) == []
+
+
+async def test_a_timed_out_waveform_is_remembered(client, upload, library):
+    good = audiofiles.wav()
+    await upload("a.wav", good)
+    await hang_parser_on(library, "a.wav")
+    first = await peaks(client)
+    assert first.status == 422
+    assert f"longer than {PROBE_TIMEOUT} s" in (await first.json())["detail"]
+    await restore(library, "a.wav", good)
+    assert (await peaks(client)).status == 422
+    # Another file is drawn as usual.
+    await upload("b.wav", good)
+    assert (await peaks(client, "b.wav")).status == 200
+
+
+async def test_many_asking_at_once_share_one_computation(client, upload, library,
+                                                        monkeypatch):
+    await upload("a.wav", audiofiles.wav(5.0))
+    calls = count_computations(library, monkeypatch)
+    answers = await asyncio.gather(*(peaks(client, points="300") for _ in range(8)))
+    assert [answer.status for answer in answers] == [200] * 8
+    bodies = {await answer.read() for answer in answers}
+    assert len(bodies) == 1 and len(calls) == 1
+    assert (await peaks(client, points="300")).status == 200
+    assert len(calls) == 1  # from the sidecar now
+
+
+async def test_many_asking_at_once_share_one_timeout(client, upload, library, monkeypatch):
+    await upload("a.wav")
+    await hang_parser_on(library, "a.wav")
+    calls = count_computations(library, monkeypatch)
+    answers = await asyncio.gather(*(peaks(client) for _ in range(4)))
+    assert [answer.status for answer in answers] == [422] * 4
+    assert len(calls) == 1
+
+
+async def test_a_requester_going_away_does_not_stop_the_others(upload, library):
+    """The shared computation outlives a cancelled requester (a handler
+    cancelled at shutdown, say): the others still get their peaks."""
+    await upload("a.wav")
+    await hang_parser_on(library, "a.wav")  # so that it is still running below
+    record = await library.db.get("a.wav")
+    first = asyncio.create_task(library.waveforms.peaks_json(record, 300))
+    second = asyncio.create_task(library.waveforms.peaks_json(record, 300))
+    await asyncio.sleep(0.5)  # both wait for the one computation now
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    # Run to its end, the time limit: not cancelled with the first.
+    with pytest.raises(Undecodable, match="longer than"):
+        await second
+
+
+async def test_a_small_flac_of_many_hours_is_drawn(client, upload, tmp_path):
+    """Ten hours in under a megabyte: decoding it whole would take longer
+    than the parser's time limit here; sampled, it is drawn."""
+    path = tmp_path / "long.flac"
+    long_flac(path, hours=10.0)
+    assert (await upload("long.flac", path.read_bytes())).status == 201
+    response = await peaks(client, "long.flac", points="30")
+    assert response.status == 200
+    highs = (await response.json())["data"][1::2]
+    assert highs[:9] == [0] * 9 and highs[11:19] == [16384] * 8 and highs[21:] == [0] * 9
