@@ -147,12 +147,16 @@ def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dic
     """
     points = max(1, min(points, frames))
     try:
-        with _open_for_decoding(path, format) as audio:
-            samplerate = audio.samplerate
-            # An MP3 comes through a pipe, which cannot seek: it is decoded whole.
-            if frames > FULL_DECODE_FRAMES and audio.seekable():
+        # An MP3 comes through a pipe, which cannot seek: it is decoded whole.
+        if frames > FULL_DECODE_FRAMES and format != "MP3":
+            # `frames` was counted, never taken from a header on trust (see
+            # probe), so every seek lands inside the audio.
+            with _decoder(path, format) as audio:
+                samplerate = audio.samplerate
                 lows, highs = _sampled_extremes(audio, points, frames)
-            else:
+        else:
+            with _open_for_decoding(path, format) as audio:
+                samplerate = audio.samplerate
                 lows, highs = _decoded_extremes(audio, points, frames)
     except (RuntimeError, OSError) as exc:
         raise _failed(exc, path) from None

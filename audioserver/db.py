@@ -124,11 +124,10 @@ class Database:
 
     async def open(self) -> None:
         """Open and migrate. A file SQLite cannot use is a StartupError, and
-        is left exactly as it was: nothing is created or migrated over it."""
-        if self.path.exists() and self.path.stat().st_size == 0:
-            # SQLite would take it for a new database; but ours is never left
-            # empty (turning WAL on writes its first page), so it was emptied.
-            raise _unusable(self.path, "it is empty", damaged=True)
+        is left exactly as it was: nothing is created or migrated over it.
+        (An empty file, which SQLite takes for a new database, is a lost one
+        when files are stored: reconcile.check_database_not_lost says so
+        before anything opens it.)"""
         try:
             self._writer = await self._connect()
             await self._writer.execute("PRAGMA journal_mode=WAL")

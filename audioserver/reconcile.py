@@ -32,7 +32,8 @@ async def reconcile(db: Database, storage: LocalStorage) -> None:
     if not rows and stored:
         # A database that lists nothing beside a store that holds files was
         # lost or replaced: serving it would show an empty library.
-        raise StartupError(lost_database_message(len(stored), "its database lists none"))
+        raise StartupError(lost_database_message(len(stored),
+                                                 f"its database {db.path} lists none"))
     for leftover in await asyncio.to_thread(storage.remove_temp_leftovers):
         log.warning("removed the unfinished upload %s", leftover)
     for key in sorted(stored - rows.keys()):
@@ -69,7 +70,7 @@ def check_database_not_lost(config: Config, storage: LocalStorage | None = None)
     stored = storage.count_stored()
     if stored:
         what = "is missing" if not config.db_path.exists() else "is empty (0 bytes)"
-        raise StartupError(lost_database_message(stored, f"its database {what}"))
+        raise StartupError(lost_database_message(stored, f"its database {config.db_path} {what}"))
 
 
 def lost_database_message(stored: int, what: str) -> str:

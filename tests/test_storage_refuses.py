@@ -111,6 +111,6 @@ async def test_start_up_finishes_or_undoes_a_delete_a_crash_interrupted(aiohttp_
         await db.close()
 
     client = await aiohttp_client(create_app(config))
-    assert sorted(os.listdir(audio_dir(config))) == [keys["kept.wav"]]
+    assert sorted(os.listdir(audio_dir(config))) == [keys["kept.wav"], f"{keys['kept.wav']}.meta"]
     assert (await client.get("/download", params={"name": "kept.wav"})).status == 200
     assert (await client.get("/info", params={"name": "deleted.wav"})).status == 404

@@ -107,7 +107,7 @@ async def test_every_small_form_takes_either_encoding(users_client, alice, encod
     changed = await post("/visibility", {"name": "a.wav", "visibility": "private"})
     assert changed.status == 200, await changed.text()
     assert (await changed.json())["visibility"] == "private"
-    token = await post("/tokens", {"label": "laptop"})
+    token = await post("/tokens", {"label": "laptop", "password": PASSWORD})
     assert token.status == 201, await token.text()
     assert (await token.json())["label"] == "laptop"
     revoked = await post("/tokens/revoke", {"id": str((await token.json())["id"])})
