@@ -42,6 +42,17 @@ def account(data_dir: Path, name: str, password: str, *flags: str) -> dict:
     return {"Authorization": f"Bearer {done.stdout.strip()}"}
 
 
+def snapshot(data_dir) -> dict:
+    """Every file of the data directory and its bytes."""
+    files = {}
+    for root, _, names in os.walk(data_dir):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as file:
+                files[os.path.relpath(path, data_dir)] = file.read()
+    return files
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -14,7 +14,7 @@ import sqlite3
 import pytest
 
 import audiofiles
-from serverprocess import ServerProcess
+from serverprocess import ServerProcess, snapshot
 
 DB_NAME = "audioserver.sqlite3"
 # Long enough to tell "exits" from "hangs" on a busy machine; a server
@@ -67,16 +67,6 @@ def emptied(path) -> None:
     would make every stored file look unreferenced, and start-up removes those."""
     os.truncate(path, 0)
 
-
-def snapshot(data_dir) -> dict:
-    """Every file of the data directory with its bytes."""
-    files = {}
-    for root, _, names in os.walk(data_dir):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as file:
-                files[os.path.relpath(path, data_dir)] = file.read()
-    return files
 
 
 @pytest.mark.parametrize("auth", ["open", "users"])

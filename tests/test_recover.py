@@ -13,7 +13,7 @@ import sqlite3
 import pytest
 
 import audiofiles
-from serverprocess import ServerProcess, account, audioserver, query, sha256
+from serverprocess import ServerProcess, account, audioserver, query, sha256, snapshot
 
 
 @pytest.fixture
@@ -22,16 +22,6 @@ def server(tmp_path):
     yield server
     server.kill()
 
-
-def snapshot(data_dir) -> dict:
-    """Every file of the data directory and its bytes."""
-    files = {}
-    for root, _, names in os.walk(data_dir):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as file:
-                files[os.path.relpath(path, data_dir)] = file.read()
-    return files
 
 
 def lose_database(data_dir, how: str) -> None:
