@@ -1,5 +1,5 @@
 """The command line: `python -m audioserver` serves, `... import PATH...` adds files,
-`... recover` rebuilds a lost database; `user` and `token` are in accountcli.py."""
+`... recover` rebuilds a lost database; `user` and `token` are in users.py."""
 
 import argparse
 import asyncio
@@ -8,14 +8,23 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from . import accountcli
+from .cli import users
+from .cli.importer import import_paths
+from .cli.recover import recover
+from .cli.serve import LOG_FORMAT, serve
+from .config import (
+    AUTH_MODES,
+    ENVIRONMENT,
+    VISIBILITIES,
+    Config,
+    defaults_from_environment,
+    parse_address,
+    parse_allowed_host,
+    parse_rate,
+    parse_seconds,
+    parse_size,
+)
 from .errors import StartupError
-from .importer import import_paths
-from .recover import recover
-from .serving import LOG_FORMAT, serve
-from .settings import (AUTH_MODES, ENVIRONMENT, VISIBILITIES, Config,
-                       defaults_from_environment, parse_address, parse_allowed_host,
-                       parse_rate, parse_seconds, parse_size)
 
 
 def build_parser(defaults: dict) -> argparse.ArgumentParser:
@@ -89,7 +98,7 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
                            help="the database is not empty: add only the stored files "
                            "no row names (those the server logs as kept at start)")
     _add_storage_flags(recoverer, dict.fromkeys(defaults, argparse.SUPPRESS))
-    accountcli.add_commands(
+    users.add_commands(
         commands, lambda sub: _add_storage_flags(sub, dict.fromkeys(defaults, argparse.SUPPRESS)))
     return parser
 
@@ -143,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "recover":
             return asyncio.run(recover(config, args.merge))
         if args.command in ("user", "token"):
-            return asyncio.run(accountcli.run(config, args))
+            return asyncio.run(users.run(config, args))
         serve(config)
     except StartupError as exc:
         print(f"audioserver: not starting: {exc}", file=sys.stderr)

@@ -15,11 +15,11 @@ from datetime import datetime, timedelta, timezone
 
 import argon2
 
-from .accountdb import Accounts, ApiToken, Session
 from .accounts import EVERYTHING, User, Viewer
+from .config import VISIBILITIES, Config
 from .errors import BadRequest, Forbidden, TooManyRequests, Unauthorized
+from .metadata.sqlite_accounts import Accounts, ApiToken, Session
 from .models import AudioRecord
-from .settings import VISIBILITIES, Config
 
 SESSION_COOKIE = "audioserver_session"
 TOKEN_PREFIX = "as_"
@@ -165,7 +165,7 @@ class Auth:
         """A new token for `user`, valid for `lifetime` seconds (None: until
         revoked): the secret (shown once, never stored) and its record.
         Only a browser session that gave the password again, or the
-        command line, may ask: never a token (see accountviews.py)."""
+        command line, may ask: never a token (see web/accountviews.py)."""
         label = token_label(label)
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         expires_at = now_rfc3339(lifetime) if lifetime is not None else None

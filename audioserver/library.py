@@ -13,14 +13,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from . import meta
-from .db import Database
+from .config import Config
+from .media.probe import ProbePool
+from .media.waveform import Waveforms
+from .metadata.sqlite import Database
 from .models import AudioInfo, AudioRecord
-from .probe import ProbePool
 from .reconcile import check_database_not_lost, database_is_blank, reconcile
-from .settings import Config
-from .storage import LocalStorage, Upload
-from .waveform import Waveforms
+from .storage import meta
+from .storage.local import LocalStorage, Upload
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ unfinished temporary uploads, and derived files whose audio file is gone.
 import asyncio
 import logging
 
-from . import meta
-from .db import Database
+from .config import Config
 from .errors import StartupError
-from .settings import Config
-from .storage import LocalStorage
+from .metadata.sqlite import Database
+from .storage import meta
+from .storage.local import LocalStorage
 
 log = logging.getLogger(__name__)
 

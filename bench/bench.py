@@ -30,7 +30,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 from serverprocess import ServerProcess, free_port  # noqa: E402
 from upload_memory import WavSource  # noqa: E402
 
-from audioserver.listing import encode_cursor  # noqa: E402
+from audioserver.web.listing import encode_cursor  # noqa: E402
 
 MB = 1_000_000
 # wrk is one client sending thousands of requests a second: exactly what the
@@ -185,7 +185,7 @@ def server_rss(server: ServerProcess) -> int:
     the parser workers are reported apart, by upload_memory.py)."""
     root = psutil.Process(server.process.pid)
     processes = [root] + [child for child in root.children()
-                          if "audioserver.probe" not in " ".join(child.cmdline())]
+                          if "audioserver.media.probe" not in " ".join(child.cmdline())]
     return sum(process.memory_info().rss for process in processes)
 
 

@@ -9,7 +9,7 @@ sending one:
 * ``multipart``: ``POST /upload`` with one multipart/form-data ``file`` part,
 
 and, separately, the peak RSS of the probe worker (the child process
-``python -m audioserver.probe`` that parses each finished upload), plus the
+``python -m audioserver.media.probe`` that parses each finished upload), plus the
 upload throughput as the client saw it, from the first byte sent to the
 201 received (so it includes fsync, probing and the database commit).
 
@@ -88,7 +88,7 @@ def probe_workers(server_pid: int) -> list[psutil.Process]:
     found = []
     for child in psutil.Process(server_pid).children(recursive=True):
         try:
-            if "audioserver.probe" in " ".join(child.cmdline()):
+            if "audioserver.media.probe" in " ".join(child.cmdline()):
                 found.append(child)
         except psutil.NoSuchProcess:
             pass

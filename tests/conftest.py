@@ -1,10 +1,9 @@
+import audiofiles
 import pytest
 
-from audioserver.main import create_app
-from audioserver.settings import Config
-from audioserver.typedefs import library_key
-
-import audiofiles
+from audioserver.config import Config
+from audioserver.web.app import create_app
+from audioserver.web.keys import library_key
 
 MAX_UPLOAD_SIZE = 4 * 1024 * 1024
 

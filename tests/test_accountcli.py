@@ -4,11 +4,11 @@ several workers."""
 import json
 import urllib.parse
 
-import pytest
-
 import audiofiles
-from audioserver.auth import SESSION_COOKIE
+import pytest
 from serverprocess import ServerProcess, audioserver
+
+from audioserver.auth import SESSION_COOKIE
 
 PASSWORD = "correct horse battery"
 
@@ -84,7 +84,7 @@ def test_a_session_and_a_token_work_on_every_worker(server, tmp_path):
         assert json.loads(server.request("GET", "/list")[2]) == []
         assert server.request("GET", "/info?name=a.wav")[0] == 404
     serving = server.descendants()
-    assert len([p for p in serving if "audioserver.probe" not in " ".join(p.cmdline())]) >= 2
+    assert len([p for p in serving if "audioserver.media.probe" not in " ".join(p.cmdline())]) >= 2
 
 
 def test_a_server_without_accounts_prints_a_setup_code(server):

@@ -8,17 +8,17 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import aiohttp
-import pytest
-
 import audiofiles
-from audioserver.accounts import User
-from audioserver.auth import SESSION_COOKIE
-from audioserver.db import MIGRATIONS
-from audioserver.main import create_app
-from audioserver.settings import Config
-from audioserver.typedefs import auth_key
+import pytest
 from conftest import MAX_UPLOAD_SIZE
 from serverprocess import audioserver
+
+from audioserver.accounts import User
+from audioserver.auth import SESSION_COOKIE
+from audioserver.config import Config
+from audioserver.metadata.sqlite import MIGRATIONS
+from audioserver.web.app import create_app
+from audioserver.web.keys import auth_key
 
 PASSWORD = "correct horse battery"
 JSON = {"Accept": "application/json"}

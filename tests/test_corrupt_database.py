@@ -11,9 +11,8 @@ import os
 import shutil
 import sqlite3
 
-import pytest
-
 import audiofiles
+import pytest
 from serverprocess import ServerProcess, snapshot
 
 DB_NAME = "audioserver.sqlite3"

@@ -4,12 +4,12 @@ import io
 import os
 import subprocess
 
-import pytest
-
 import audiofiles
-from audioserver.main import create_app
-from audioserver.settings import Config
+import pytest
 from serverprocess import ServerProcess
+
+from audioserver.config import Config
+from audioserver.web.app import create_app
 
 CLIENTS = 64
 

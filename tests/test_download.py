@@ -8,13 +8,13 @@ import urllib.parse
 from datetime import datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
+import audiofiles
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
-import audiofiles
-from audioserver.main import create_app
-from audioserver.settings import Config
+from audioserver.config import Config
+from audioserver.web.app import create_app
 
 DATA = audiofiles.wav(1.0)  # 88,244 bytes
 SIZE = len(DATA)

@@ -2,9 +2,8 @@
 
 import re
 
-import pytest
-
 import audiofiles
+import pytest
 
 PROBLEM_KEYS = {"type", "title", "status", "detail"}
 

@@ -1,11 +1,11 @@
 """A FLAC's length from its last frame, whatever STREAMINFO claims."""
 
+import audiofiles
 import pytest
 import soundfile
 
-import audiofiles
-from audioserver import flac
-from audioserver.flac import count_flac_frames
+from audioserver.media import flac
+from audioserver.media.flac import count_flac_frames
 
 
 def count(tmp_path, data: bytes) -> int | None:

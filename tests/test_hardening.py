@@ -6,12 +6,12 @@ import socket
 import sqlite3
 import time
 
-import pytest
-
 import audiofiles
-from audioserver.securityheaders import SECURITY_HEADERS
-from audioserver.storage import TEMP_DIR
+import pytest
 from serverprocess import ServerProcess
+
+from audioserver.storage.local import TEMP_DIR
+from audioserver.web.securityheaders import SECURITY_HEADERS
 
 
 @pytest.fixture

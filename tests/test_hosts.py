@@ -6,11 +6,11 @@ import asyncio
 import json
 from dataclasses import replace
 
-import pytest
-
 import audiofiles
-from audioserver.main import create_app
+import pytest
 from serverprocess import ServerProcess
+
+from audioserver.web.app import create_app
 
 REBOUND = "rebound.evil.example"
 

@@ -10,16 +10,16 @@ import re
 import sqlite3
 
 import aiosqlite
+import audiofiles
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
-import audiofiles
-from audioserver.main import create_app
+from audioserver.config import Config
 from audioserver.models import AudioRecord
-from audioserver.settings import Config
-from audioserver.typedefs import config_key
+from audioserver.web.app import create_app
+from audioserver.web.keys import config_key
 
 # name -> (seconds, format, subtype, samplerate, channels), uploaded in this order.
 LIBRARY = {

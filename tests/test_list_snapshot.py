@@ -6,7 +6,7 @@ as it can while the listing is read: every answer must agree with itself.
 
 import asyncio
 
-from audioserver.db import Database
+from audioserver.metadata.sqlite import Database
 from audioserver.models import AudioRecord
 
 LISTINGS = 300

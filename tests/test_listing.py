@@ -7,8 +7,14 @@ import pytest
 from multidict import MultiDict
 
 from audioserver.errors import BadRequest
-from audioserver.listing import (DEFAULT_LIMIT, MAX_LIMIT, ListQuery, decode_cursor,
-                                 encode_cursor, parse_list_query)
+from audioserver.web.listing import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    ListQuery,
+    decode_cursor,
+    encode_cursor,
+    parse_list_query,
+)
 
 
 def parse(*pairs: tuple[str, str]) -> ListQuery:

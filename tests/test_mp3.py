@@ -7,13 +7,13 @@ by hand from the MPEG spec check the tables without an encoder.
 
 import io
 
+import audiofiles
 import numpy as np
 import pytest
 import soundfile
 
-import audiofiles
-from audioserver import mp3
-from audioserver.mp3 import Mp3Count, count_mp3_frames
+from audioserver.media import mp3
+from audioserver.media.mp3 import Mp3Count, count_mp3_frames
 
 XING_FRAMES_AT = 36 + 8  # MPEG-1 stereo: side info, "Xing", flags, then the frame count
 MPEG1_LAYER3_KBPS = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)

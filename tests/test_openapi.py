@@ -2,20 +2,22 @@
 OpenAPI 3.1, and a live server answers schemathesis's generated requests
 without a 5xx and as the document says."""
 
+import audiofiles
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance,
-                                               negative_data_rejection,
-                                               response_headers_conformance,
-                                               response_schema_conformance,
-                                               status_code_conformance)
-
-import audiofiles
-from audioserver.openapi import document
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from serverprocess import ServerProcess, account
+
+from audioserver.web.openapi import document
 
 OPERATIONS = ("get", "put", "post", "delete", "patch", "options")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,

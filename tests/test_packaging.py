@@ -15,7 +15,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from serverprocess import ServerProcess
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -56,8 +55,8 @@ def test_the_wheel_carries_templates_and_static_files(wheel):
         names = archive.namelist()
     for template in (PROJECT / "templates").glob("*.html"):
         assert f"audioserver/templates/{template.name}" in names
-    for static in (PROJECT / "audioserver" / "static").iterdir():
-        assert f"audioserver/static/{static.name}" in names
+    for static in (PROJECT / "audioserver" / "web" / "static").iterdir():
+        assert f"audioserver/web/static/{static.name}" in names
 
 
 def test_an_installed_wheel_serves_pages_from_anywhere(installed, tmp_path, browser_headers):
@@ -93,7 +92,7 @@ def assert_serves_pages(python, tmp_path, browser_headers) -> None:
                                                headers=browser_headers)
         assert (status, headers["Content-Type"].split(";")[0]) == (404, "text/html")
         assert b"nothing.wav" in body and b"</html>" in body
-        for static in (PROJECT / "audioserver" / "static").iterdir():
+        for static in (PROJECT / "audioserver" / "web" / "static").iterdir():
             status, _, body = server.request("GET", "/static/" + static.name)
             assert (status, body) == (200, static.read_bytes())
     finally:

@@ -3,9 +3,8 @@
 from html.parser import HTMLParser
 
 import aiohttp
-from yarl import URL
-
 import audiofiles
+from yarl import URL
 
 MARKUP_NAME = "<img src=x onerror=alert(1)>.wav"
 

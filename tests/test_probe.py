@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from audioserver.errors import NotAudio
-from audioserver.probe import ProbePool
+from audioserver.media.probe import ProbePool
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ async def pool():
 
 def workers() -> list[psutil.Process]:
     return [child for child in psutil.Process().children(recursive=True)
-            if "audioserver.probe" in " ".join(child.cmdline())]
+            if "audioserver.media.probe" in " ".join(child.cmdline())]
 
 
 async def test_reads_audio_metadata(pool, tmp_path):
@@ -124,7 +124,7 @@ async def test_an_mp3_followed_by_junk_is_measured_without_a_timeout(tmp_path):
 
 OWNER = """
 import asyncio, sys
-from audioserver.probe import ProbePool
+from audioserver.media.probe import ProbePool
 
 async def main():
     pool = ProbePool(size=1, timeout=600)
@@ -164,7 +164,7 @@ def test_a_parser_keeps_its_time_limit_on_its_own(tmp_path):
     """Even with nobody left to kill it, a parser stops at its time limit."""
     fifo = tmp_path / "hang.wav"
     os.mkfifo(fifo)
-    with subprocess.Popen([sys.executable, "-m", "audioserver.probe", "--time-limit", "1"],
+    with subprocess.Popen([sys.executable, "-m", "audioserver.media.probe", "--time-limit", "1"],
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE) as parser:
         try:
             parser.stdin.write(json.dumps({"job": "probe", "path": str(fifo)}).encode() + b"\n")

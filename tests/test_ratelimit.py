@@ -6,15 +6,15 @@ import json
 from dataclasses import replace
 
 import aiohttp
-import pytest
-
 import audiofiles
-from audioserver.accounts import User
-from audioserver.main import create_app
-from audioserver.ratelimit import SLOTS, SharedBuckets
-from audioserver.settings import Rate, parse_rate
-from audioserver.typedefs import auth_key
+import pytest
 from serverprocess import ServerProcess
+
+from audioserver.accounts import User
+from audioserver.config import Rate, parse_rate
+from audioserver.ratelimit.mmap import SLOTS, SharedBuckets
+from audioserver.web.app import create_app
+from audioserver.web.keys import auth_key
 
 PASSWORD = "correct horse battery"
 
@@ -157,7 +157,7 @@ def test_when_the_slots_are_full_the_stalest_bucket_gives_way(tmp_path, monkeypa
     try:
         rate = Rate(1, 3600, "hour")
         # Every key in one slot's neighbourhood: the table is full there.
-        monkeypatch.setattr("audioserver.ratelimit._hash", lambda key: SLOTS * int(key) + 1)
+        monkeypatch.setattr("audioserver.ratelimit.mmap._hash", lambda key: SLOTS * int(key) + 1)
         for key in range(8):
             assert buckets.take(str(key), rate, now=1000.0 + key).allowed
         assert buckets.take("8", rate, now=1100.0).allowed  # takes key 0's slot

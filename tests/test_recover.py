@@ -10,9 +10,8 @@ import os
 import shutil
 import sqlite3
 
-import pytest
-
 import audiofiles
+import pytest
 from serverprocess import ServerProcess, account, audioserver, query, sha256, snapshot
 
 

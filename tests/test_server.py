@@ -17,10 +17,9 @@ import sys
 import threading
 import time
 
+import audiofiles
 import psutil
 import pytest
-
-import audiofiles
 from serverprocess import ServerProcess, query, sha256
 
 CTRL_C = "ctrl-c"  # SIGINT to the whole process group, as a terminal sends it
@@ -71,7 +70,7 @@ def test_prints_its_url_and_stops_cleanly_on_a_signal(server, how, workers):
     assert f"AudioServer is serving http://127.0.0.1:{server.port}/" in server.stdout
     assert server.put("a.wav", audiofiles.wav())[0] == 201  # a probe worker runs now
     children = server.descendants()
-    assert any("audioserver.probe" in " ".join(child.cmdline()) for child in children)
+    assert any("audioserver.media.probe" in " ".join(child.cmdline()) for child in children)
     started = time.monotonic()
     if how == CTRL_C:
         code = server.stop(signal.SIGINT, group=True)

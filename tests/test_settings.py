@@ -1,13 +1,13 @@
 import pytest
 
-from audioserver.settings import (
+from audioserver.config import (
     Config,
     defaults_from_environment,
     parse_allowed_hosts,
     parse_host_name,
     parse_size,
 )
-from audioserver.templating import format_duration, format_size
+from audioserver.web.templating import format_duration, format_size
 
 
 @pytest.mark.parametrize("text, size", [

@@ -10,12 +10,12 @@ import os
 import subprocess
 from contextlib import contextmanager
 
+import audiofiles
 import pytest
 
-import audiofiles
-from audioserver.db import Database
-from audioserver.main import create_app
-from audioserver.typedefs import library_key
+from audioserver.metadata.sqlite import Database
+from audioserver.web.app import create_app
+from audioserver.web.keys import library_key
 
 
 @contextmanager

@@ -3,10 +3,9 @@ import io
 import os
 
 import aiohttp
+import audiofiles
 import numpy as np
 import pytest
-
-import audiofiles
 from conftest import MAX_UPLOAD_SIZE
 
 PROBLEM = "application/problem+json"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import MAX_UPLOAD_SIZE
 
+from audioserver.config import Config
 from audioserver.errors import Undecodable
-from audioserver.settings import Config
 
 # The parser's time limit here: short, so that a hung parser costs little.
 PROBE_TIMEOUT = 3
@@ -136,12 +136,12 @@ def test_blocks_give_the_peaks_of_one_read(tmp_path, monkeypatch):
     stretches that straddle two blocks come out as if read at once."""
     import soundfile
 
-    from audioserver import audio
+    from audioserver.media import sndfile
 
     path = tmp_path / "ramp.wav"
     path.write_bytes(ramp_wav(3.0))
     frames = 24000
-    whole = audio.peaks(path, 70, frames, "WAV")
+    whole = sndfile.peaks(path, 70, frames, "WAV")
     reads = []
     original_read = soundfile.SoundFile.read
 
@@ -149,9 +149,9 @@ def test_blocks_give_the_peaks_of_one_read(tmp_path, monkeypatch):
         reads.append(frames)
         return original_read(self, frames, *args, **kwargs)
 
-    monkeypatch.setattr(audio, "PEAKS_BLOCK_FRAMES", 1001)
+    monkeypatch.setattr(sndfile, "PEAKS_BLOCK_FRAMES", 1001)
     monkeypatch.setattr(soundfile.SoundFile, "read", counting_read)
-    assert audio.peaks(path, 70, frames, "WAV") == whole
+    assert sndfile.peaks(path, 70, frames, "WAV") == whole
     assert len(reads) > 20 and set(reads) == {1001}
 
 
@@ -269,11 +269,11 @@ def test_a_long_file_is_sampled_not_decoded_whole(tmp_path, monkeypatch):
     frames in all, and still show where the sound is."""
     import soundfile
 
-    from audioserver import audio
+    from audioserver.media import sndfile
 
     path = tmp_path / "long.flac"
     frames = long_flac(path, hours=3.0)
-    assert frames > audio.FULL_DECODE_FRAMES
+    assert frames > sndfile.FULL_DECODE_FRAMES
     read = []
     original_read = soundfile.SoundFile.read
 
@@ -283,8 +283,8 @@ def test_a_long_file_is_sampled_not_decoded_whole(tmp_path, monkeypatch):
         return block
 
     monkeypatch.setattr(soundfile.SoundFile, "read", counting_read)
-    body = audio.peaks(path, 300, frames, "FLAC")
-    assert sum(read) <= audio.SAMPLED_FRAMES
+    body = sndfile.peaks(path, 300, frames, "FLAC")
+    assert sum(read) <= sndfile.SAMPLED_FRAMES
     assert body["length"] == 300 and body["samples_per_pixel"] == frames // 300
     highs = body["data"][1::2]
     # Blocks straddling the level's edges may catch either side.

@@ -7,18 +7,18 @@ import socket
 from dataclasses import replace
 
 import aiohttp
-import pytest
-
 import audiofiles
-from audioserver.accounts import User
-from audioserver.auth import SESSION_COOKIE
-from audioserver.main import create_app
-from audioserver.securityheaders import SECURITY_HEADERS
-from audioserver.settings import Config
-from audioserver.storage import AUDIO_DIR
-from audioserver.typedefs import auth_key
+import pytest
 from conftest import MAX_UPLOAD_SIZE
 from serverprocess import ServerProcess
+
+from audioserver.accounts import User
+from audioserver.auth import SESSION_COOKIE
+from audioserver.config import Config
+from audioserver.storage.local import AUDIO_DIR
+from audioserver.web.app import create_app
+from audioserver.web.keys import auth_key
+from audioserver.web.securityheaders import SECURITY_HEADERS
 
 PASSWORD = "correct horse battery"
 JSON = {"Accept": "application/json"}

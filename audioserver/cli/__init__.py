@@ -1,0 +1,1 @@
+"""The command line's commands: serve, import, user and token."""

@@ -1,0 +1,218 @@
+"""Serving: one process, or a supervisor and N workers sharing the port.
+
+The workers bind the same port with SO_REUSEPORT, so the kernel spreads
+connections over them. They share nothing in memory: every piece of state
+lives in the database or the data directory, so any worker can answer any
+request. The supervisor reconciles storage once before they start, restarts
+a worker that dies, and stops them all on SIGINT or SIGTERM.
+
+Stopping, in one process or in each worker: stop listening, let the requests
+in flight finish (up to Config.shutdown_timeout), then close. SIGTERM may
+come twice to a worker (from `kill -TERM -PGID`, then from the supervisor):
+the second changes nothing.
+"""
+
+import asyncio
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import secrets
+import signal
+import time
+from dataclasses import replace
+
+from aiohttp import web
+
+from ..config import Config
+from ..errors import StartupError
+from ..library import open_library
+from ..metadata.sqlite import Database
+from ..metadata.sqlite_accounts import Accounts
+from ..parentage import die_with_parent
+from ..reconcile import check_database_not_lost
+from ..web.app import create_app
+from ..web.draining import InFlight, inflight_middleware
+
+log = logging.getLogger(__name__)
+
+# Requests still running after the shutdown timeout are cancelled, and get
+# this long to clean up (a half-received upload is deleted).
+CANCEL_GRACE = 1.0
+# How long the supervisor waits for a stopping worker beyond those two.
+WORKER_STOP_MARGIN = 5.0
+WORKER_START_TIMEOUT = 30.0
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def serve(config: Config) -> None:
+    # Before anything opens the database, which would make a lost one anew.
+    check_database_not_lost(config)
+    if asyncio.run(_needs_an_admin(config)):
+        config = replace(config, setup_code=secrets.token_hex(6))
+    if config.workers == 1:
+        stop_signals = (signal.SIGINT, signal.SIGTERM)
+        asyncio.run(_serve(config, lambda: _print_url(config), stop_signals))
+    else:
+        Supervisor(config).run()
+
+
+class AccessLogger(web.AbstractAccessLogger):
+    """One line per request. aiohttp's own logger parses a format string on
+    every request, a tenth of the cost of a small answer."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info('%s "%s %s" %d %d %.1f ms', request.remote, request.method,
+                         request.path_qs, response.status, response.body_length, time * 1000)
+
+
+async def _serve(config: Config, announce, stop_signals: tuple[int, ...]) -> None:
+    """Serve until one of `stop_signals`, then drain and close.
+
+    Not web.run_app: its shutdown drops the rest of a body still arriving,
+    and a second SIGTERM raises in the middle of its cleanup.
+    """
+    inflight = InFlight()
+    app = create_app(config)
+    app.middlewares.insert(0, inflight_middleware(inflight))
+    runner = web.AppRunner(app, shutdown_timeout=CANCEL_GRACE, access_log_class=AccessLogger)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.port, reuse_port=config.workers > 1)
+        await site.start()
+        announce()
+        await _signalled(stop_signals)
+        await site.stop()  # no new connections
+        await inflight.drain(config.shutdown_timeout)
+    finally:
+        await runner.cleanup()
+
+
+async def _signalled(signals: tuple[int, ...]) -> None:
+    """Return at the first of `signals`; any later one is ignored, up to the
+    process's exit (the loop, once closed, would restore the default: die)."""
+    loop = asyncio.get_running_loop()
+    received = asyncio.Event()
+    for sig in signals:
+        loop.add_signal_handler(sig, received.set)
+    await received.wait()
+    for sig in signals:
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _print_url(config: Config) -> None:
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    workers = f" with {config.workers} workers" if config.workers > 1 else ""
+    mode = "no accounts" if config.auth_mode == "open" else "accounts"
+    print(f"AudioServer is serving http://{host}:{config.port}/{workers} "
+          f"(data in {config.data_dir.resolve()}; {mode}); press Ctrl-C to stop", flush=True)
+    if config.setup_code is not None:
+        print(f"There is no account yet: open http://{host}:{config.port}/setup and enter "
+              f"the setup code {config.setup_code}, or run "
+              "`python -m audioserver user add NAME --admin`", flush=True)
+
+
+class Supervisor:
+    def __init__(self, config: Config):
+        self.config = config
+        self.worker_config = replace(config, reconcile=False)
+        self.context = multiprocessing.get_context("spawn")
+        self.ready = self.context.Queue()
+        self.workers: list[multiprocessing.Process] = []
+
+    def run(self) -> None:
+        asyncio.run(_reconcile(self.config))
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
+        try:
+            self.workers = [self._start() for _ in range(self.config.workers)]
+            self._wait_until_ready()
+            _print_url(self.config)
+            self._watch()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._stop_all()
+
+    def _start(self) -> multiprocessing.Process:
+        process = self.context.Process(target=_worker_main,
+                                       args=(self.worker_config, self.ready, os.getpid()),
+                                       name="audioserver-worker")
+        process.start()
+        return process
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
+        started = 0
+        while started < len(self.workers):
+            if any(not worker.is_alive() for worker in self.workers):
+                raise StartupError("a worker process failed to start; its error is above")
+            if time.monotonic() > deadline:
+                raise StartupError(f"the workers did not start within {WORKER_START_TIMEOUT:g} s")
+            try:
+                self.ready.get(timeout=0.1)
+                started += 1
+            except Exception:  # queue.Empty: look at the workers again
+                continue
+
+    def _watch(self) -> None:
+        """Replace any worker that dies, until we are told to stop."""
+        while True:
+            sentinels = {worker.sentinel: worker for worker in self.workers}
+            for sentinel in multiprocessing.connection.wait(list(sentinels)):
+                dead = sentinels[sentinel]
+                log.error("worker %d exited with %s; starting another", dead.pid, dead.exitcode)
+                self.workers[self.workers.index(dead)] = self._start()
+                time.sleep(1)  # do not spin if every start fails
+
+    def _stop_all(self) -> None:
+        # A second signal (Ctrl-C twice, or the supervisor's own SIGTERM
+        # coming after the group's) must not interrupt the waiting below.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for worker in self.workers:
+            if worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)
+        deadline = (time.monotonic() + self.config.shutdown_timeout + 2 * CANCEL_GRACE
+                    + WORKER_STOP_MARGIN)
+        for worker in self.workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                log.error("worker %d did not stop in time; killing it", worker.pid)
+                worker.kill()
+                worker.join()
+
+
+async def _needs_an_admin(config: Config) -> bool:
+    """Users mode with no account yet: then /setup makes the first admin."""
+    if config.auth_mode != "users":
+        return False
+    if not config.db_path.exists():
+        return True
+    db = Database(config.db_path)
+    try:
+        await db.open()
+        return await Accounts(db).count_users() == 0
+    finally:
+        await db.close()
+
+
+async def _reconcile(config: Config) -> None:
+    async with open_library(config):
+        pass
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _worker_main(config: Config, ready, supervisor_pid: int) -> None:
+    """A worker process: serve until told to stop, or until the supervisor dies
+    (even by kill -9: then no orphan keeps the port)."""
+    # Ctrl-C reaches the whole process group; the supervisor decides, and
+    # stops each worker with SIGTERM.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(supervisor_pid)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    asyncio.run(_serve(config, lambda: ready.put(os.getpid()), (signal.SIGTERM,)))

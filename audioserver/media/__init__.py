@@ -1,0 +1,1 @@
+"""Reading untrusted audio: the parser worker pool and what runs inside it."""

@@ -1,0 +1,204 @@
+"""A pool of worker processes that parse and decode untrusted audio, with a time limit.
+
+No release of libsndfile carries every published parser fix, so parsing
+happens in child processes: one that crashes or runs past the time limit is
+killed and replaced, and the upload that caused it gets a 415. Each worker
+answers one JSON line per request on its stdout. A worker also enforces the
+time limit itself and dies with the process that started it, so none keeps
+decoding after a kill -9 of the server.
+
+Run as `python -m audioserver.media.probe` it is the worker itself.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import signal
+import sys
+
+from ..errors import AudioServerError, NotAudio, Undecodable
+from ..models import AudioInfo
+from ..parentage import die_with_parent
+
+log = logging.getLogger(__name__)
+
+# Bounds what a crafted file can make the parser allocate.
+WORKER_MEMORY_LIMIT = 4 * 1024**3
+# The longest answer line: 10,000 waveform points are about 120 KB of JSON.
+ANSWER_LIMIT = 4 * 1024**2
+# A worker's own limit runs this much past the pool's, which normally acts
+# first (and says why); the worker's is for when nobody is left to act.
+OWN_LIMIT_MARGIN = 2.0
+
+
+class ProbePool:
+    """Up to `size` worker processes, started on first use."""
+
+    def __init__(self, size: int, timeout: float):
+        self.timeout = timeout
+        self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
+        self._workers: set[_Worker] = set()
+        for _ in range(size):
+            self._idle.put_nowait(None)  # a slot whose worker is not started yet
+
+    async def probe(self, path: os.PathLike, label: str) -> AudioInfo:
+        """The audio metadata of `path`, or NotAudio naming `label`."""
+        answer = await self._ask({"job": "probe", "path": os.fspath(path)}, label)
+        if "error" in answer:
+            raise NotAudio(
+                f"{label!r} is not audio this server can read ({answer['error']}); "
+                "send WAV, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF or AU",
+                name=label,
+            )
+        return AudioInfo(**answer["info"])
+
+    async def peaks(self, path: os.PathLike, label: str, points: int, frames: int,
+                    format: str) -> dict:
+        """Waveform peaks of `path` (see sndfile.peaks): decoding is parsing too."""
+        answer = await self._ask({"job": "peaks", "path": os.fspath(path), "points": points,
+                                  "frames": frames, "format": format}, label, Undecodable)
+        if "error" in answer:
+            raise Undecodable(f"{label!r} could not be decoded: {answer['error']}", name=label)
+        return answer["peaks"]
+
+    async def _ask(self, request: dict, label: str,
+                   error: type[AudioServerError] = NotAudio) -> dict:
+        worker = await self._idle.get()
+        try:
+            if worker is None:
+                worker = await self._start_worker(self.timeout + OWN_LIMIT_MARGIN)
+            return await asyncio.wait_for(worker.ask(request), self.timeout)
+        except (asyncio.TimeoutError, _WorkerDied) as exc:
+            # A timeout's message is empty: say what happened instead.
+            reason = str(exc) or f"no answer within {self.timeout:g} s"
+            log.warning("reading %r failed: %s; the worker is replaced", label, reason)
+            worker = await self._retire(worker)
+            raise error(
+                f"{label!r} could not be read as audio: the parser crashed or took "
+                f"longer than {self.timeout:g} s on it",
+                name=label,
+            ) from None
+        except BaseException:
+            # Cancelled mid-question: its answer would confuse the next caller.
+            worker = await self._retire(worker)
+            raise
+        finally:
+            self._idle.put_nowait(worker)
+
+    async def _start_worker(self, time_limit: float) -> "_Worker":
+        worker = await _Worker.start(time_limit)
+        self._workers.add(worker)
+        return worker
+
+    async def _retire(self, worker: "_Worker | None") -> None:
+        if worker is not None:
+            self._workers.discard(worker)
+            await worker.kill()
+        return None
+
+    async def close(self) -> None:
+        for worker in list(self._workers):
+            await self._retire(worker)
+
+
+class _WorkerDied(Exception):
+    pass
+
+
+class _Worker:
+    def __init__(self, process: asyncio.subprocess.Process):
+        self.process = process
+
+    @classmethod
+    async def start(cls, time_limit: float) -> "_Worker":
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "audioserver.media.probe", "--time-limit", str(time_limit),
+            "--parent", str(os.getpid()),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+            limit=ANSWER_LIMIT,
+            # Keep the worker out of the server's process group, so a Ctrl-C
+            # in the terminal reaches the server, which then stops the worker.
+            start_new_session=True,
+        )
+        return cls(process)
+
+    async def ask(self, request: dict) -> dict:
+        self.process.stdin.write(json.dumps(request).encode() + b"\n")
+        try:
+            await self.process.stdin.drain()
+            line = await self.process.stdout.readline()
+        except (BrokenPipeError, ConnectionResetError):
+            line = b""
+        if not line:
+            raise _WorkerDied(f"the parser process exited with {await self.process.wait()}")
+        return json.loads(line)
+
+    async def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+        await self.process.wait()
+
+
+def serve_requests(stdin=sys.stdin, stdout=sys.stdout, time_limit: float = 0) -> None:
+    """The worker's loop: a JSON request per line in, a JSON answer per line out.
+
+    Each request runs under an alarm of `time_limit` seconds (0: none). SIGALRM
+    is left at its default, which ends the process even inside libsndfile.
+    """
+    from . import sndfile
+
+    jobs = {
+        "probe": lambda r: {"info": dataclasses.asdict(sndfile.probe(r["path"]))},
+        "peaks": lambda r: {"peaks": sndfile.peaks(r["path"], r["points"], r["frames"],
+                                                   r["format"])},
+    }
+    for line in stdin:
+        request = json.loads(line)
+        signal.setitimer(signal.ITIMER_REAL, time_limit)
+        try:
+            answer = jobs[request["job"]](request)
+        except sndfile.ProbeFailed as exc:
+            answer = {"error": str(exc)}
+        except Exception as exc:  # our own parsing (MP3 frames) met bytes it did not expect
+            log.exception("%s of %s failed", request["job"], request["path"])
+            answer = {"error": f"it could not be parsed ({type(exc).__name__})"}
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        stdout.write(json.dumps(answer) + "\n")
+        stdout.flush()
+
+
+def _limit_memory() -> None:
+    with contextlib.suppress(ImportError, ValueError, OSError):
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_LIMIT, WORKER_MEMORY_LIMIT))
+
+
+def _private_answer_channel():
+    """Answers get their own copy of stdout; stray C-level prints go to stderr."""
+    answers = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    return answers
+
+
+def _parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m audioserver.media.probe")
+    parser.add_argument("--time-limit", type=float, default=0.0,
+                        help="seconds a request may take before this process ends itself")
+    parser.add_argument("--parent", type=int, default=None,
+                        help="the process this one dies with")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    arguments = _parse_arguments()
+    if arguments.parent is not None:
+        # Holds nothing worth a clean exit: SIGKILL cannot be caught or delayed.
+        die_with_parent(arguments.parent, signal.SIGKILL)
+    _limit_memory()
+    serve_requests(stdout=_private_answer_channel(), time_limit=arguments.time_limit)

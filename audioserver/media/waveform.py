@@ -1,0 +1,112 @@
+"""Waveform peaks: computed once per file and size, then kept beside the file.
+
+Decoding runs in parser workers (probe.py), not in a thread: it is
+libsndfile reading untrusted bytes, further than probing did, and a crash
+there must cost one waveform, never the server. It is also off the event
+loop that way, and under the workers' time and memory limits. Waveforms have
+a pool of their own, so an upload never queues behind them.
+
+The JSON is stored as a sidecar of the audio file, so it is deleted with it;
+so is a failure (the parser gave up, crashed or ran out of time), which is
+answered again at once rather than tried again on every request. Stored
+files never change under their key, so neither goes stale.
+"""
+
+import asyncio
+import json
+import logging
+
+from ..errors import BadRequest, StorageRefused, Undecodable
+from ..models import AudioRecord
+from ..storage.local import LocalStorage
+from .probe import ProbePool
+
+DEFAULT_POINTS = 1000
+MAX_POINTS = 10_000
+# Part of the ETag and the file names: bump it when the computation changes.
+PEAKS_VERSION = 1
+FAILED_SUFFIX = f"peaks{PEAKS_VERSION}-failed.txt"
+
+log = logging.getLogger(__name__)
+
+
+def parse_points(text: str | None) -> int:
+    if text is None or text == "":
+        return DEFAULT_POINTS
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_POINTS:
+        raise BadRequest(f"points={text!r}: give a whole number from 1 to {MAX_POINTS}")
+    return int(text)
+
+
+def etag(record: AudioRecord, points: int) -> str:
+    return f'"peaks{PEAKS_VERSION}-{points}-{record.sha256}"'
+
+
+class Waveforms:
+    """Peaks from a pool of their own, each file and size computed by one
+    request while any others asking at the same time wait for it."""
+
+    def __init__(self, storage: LocalStorage, pool: ProbePool):
+        self.storage = storage
+        self.pool = pool
+        self._computing: dict[tuple[str, int], asyncio.Task[bytes]] = {}
+
+    async def peaks_json(self, record: AudioRecord, points: int) -> bytes:
+        """The peaks of `record` as JSON bytes: stored, being computed, or computed now."""
+        key = record.storage_key
+        cached = await self.storage.read_sidecar(key, _peaks_suffix(points))
+        if cached is not None:
+            return cached
+        failure = await self.storage.read_sidecar(key, FAILED_SUFFIX)
+        if failure is not None:
+            raise Undecodable(failure.decode(), name=record.name)
+        task = self._computing.get((key, points))
+        if task is None:
+            task = asyncio.create_task(self._compute(record, points))
+            self._computing[(key, points)] = task
+            task.add_done_callback(lambda done: self._forget(key, points, done))
+        # A requester that goes away must not cancel the others' computation.
+        return await asyncio.shield(task)
+
+    def _forget(self, key: str, points: int, task: asyncio.Task) -> None:
+        self._computing.pop((key, points), None)
+        if not task.cancelled():
+            task.exception()  # retrieved, in case every requester went away
+
+    async def _compute(self, record: AudioRecord, points: int) -> bytes:
+        key = record.storage_key
+        try:
+            peaks = await self.pool.peaks(self.storage.path(key), record.name, points,
+                                          record.frames, record.format)
+        except Undecodable as exc:
+            await self._keep(record, FAILED_SUFFIX, exc.detail.encode())
+            raise
+        data = json.dumps(peaks, separators=(",", ":")).encode()
+        await self._keep(record, _peaks_suffix(points), data)
+        return data
+
+    async def _keep(self, record: AudioRecord, suffix: str, data: bytes) -> None:
+        try:
+            await self.storage.write_sidecar(record.storage_key, suffix, data)
+        except StorageRefused as exc:
+            # Only a copy kept for next time failed: the answer is still good.
+            log.warning("the storage refused to keep the waveform of %r (%s); served, not kept",
+                        record.name, exc.__cause__)
+            return
+        if not await asyncio.to_thread(self.storage.path(record.storage_key).exists):
+            # Deleted while its peaks were computed: the delete removed the
+            # sidecars there were, this one came after it. Only this one goes:
+            # the file may be aside for a delete that is not over yet.
+            await self.storage.remove_sidecar(record.storage_key, suffix)
+
+    async def close(self) -> None:
+        """Stop computations in flight (before the pool goes: a parser killed
+        by the shutdown must not be remembered as the file's failure)."""
+        tasks = list(self._computing.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _peaks_suffix(points: int) -> str:
+    return f"peaks{PEAKS_VERSION}-{points}.json"

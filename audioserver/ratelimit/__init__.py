@@ -1,0 +1,1 @@
+"""Rate limits: token buckets per client and budget."""

@@ -1,0 +1,1 @@
+"""Where the audio files live."""

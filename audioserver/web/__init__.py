@@ -1,0 +1,1 @@
+"""The HTTP application: factory, routes, handlers, middlewares, pages."""

@@ -1,0 +1,78 @@
+"""The application factory."""
+
+from aiohttp import web
+
+from ..auth import Auth
+from ..config import Config
+from ..library import open_library
+from ..metadata.sqlite_accounts import Accounts
+from ..ratelimit.mmap import RateLimiter, SharedBuckets
+from .auth import auth_middleware, csrf_middleware
+from .bodies import form_middleware
+from .caching import add_cache_headers
+from .hosts import host_middleware
+from .keys import auth_key, config_key, library_key, ratelimiter_key
+from .middlewares import error_middleware
+from .ratelimit import add_ratelimit_headers, ratelimit_middleware
+from .routes import setup_routes
+from .securityheaders import add_security_headers
+from .templating import setup_templates
+from .wire import MAX_HEADERS, MAX_LINE, answer_unparsable_requests
+
+# aiohttp buffers up to twice this per connection before it stops reading:
+# 64 KiB (its default) makes a 1 GB upload sixteen thousand trips through
+# the reader; much more and 200 concurrent uploads cost too much memory.
+READ_BUFSIZE = 256 * 1024
+
+
+async def library_ctx(app: web.Application):
+    config = app[config_key]
+    async with open_library(config, reconcile_storage=config.reconcile) as library:
+        app[library_key] = library
+        yield
+
+
+async def auth_ctx(app: web.Application):
+    auth = Auth(Accounts(app[library_key].db), app[config_key])
+    if not auth.open:
+        await auth.remove_expired_sessions()
+    app[auth_key] = auth
+    yield
+
+
+async def ratelimit_ctx(app: web.Application):
+    # After library_ctx, which makes the data directory.
+    buckets = SharedBuckets(app[config_key].ratelimit_path)
+    app[ratelimiter_key] = RateLimiter(buckets, app[config_key])
+    yield
+    buckets.close()
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(
+        # Outermost first: errors become problems; a Host that is not ours
+        # goes no further; then who is asking, what it costs them, forms
+        # read and parsed, then CSRF.
+        middlewares=[error_middleware, host_middleware, auth_middleware, ratelimit_middleware,
+                     form_middleware, csrf_middleware],
+        handler_args={
+            "read_bufsize": READ_BUFSIZE,
+            # Idle connections, and headers that never finish: see bodies.py.
+            "keepalive_timeout": config.header_timeout,
+            # What is refused before any handler runs, and how: wire.py.
+            "max_line_size": MAX_LINE,
+            "max_field_size": MAX_LINE,
+            "max_headers": MAX_HEADERS,
+        },
+    )
+    answer_unparsable_requests()
+    app[config_key] = config
+    setup_templates(app)
+    setup_routes(app)
+    app.on_response_prepare.append(add_security_headers)
+    app.on_response_prepare.append(add_ratelimit_headers)
+    app.on_response_prepare.append(add_cache_headers)
+    app.cleanup_ctx.append(library_ctx)
+    app.cleanup_ctx.append(auth_ctx)
+    app.cleanup_ctx.append(ratelimit_ctx)
+    return app

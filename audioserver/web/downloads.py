@@ -1,0 +1,150 @@
+"""Serving a stored file: conditional requests, one byte range, sendfile.
+
+aiohttp's FileResponse derives its ETag from mtime and size and honours
+If-Range only as a date; here the ETag is the content's SHA-256 (strong and
+stable across restores) and If-Range takes either form, as RFC 9110 says.
+"""
+
+import asyncio
+import re
+import unicodedata
+import urllib.parse
+from datetime import datetime, timezone
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+
+from aiohttp import web
+
+from ..errors import NotFound, RangeNotSatisfiable
+from ..models import AudioRecord
+from .caching import file_cache_control
+
+# [0-9], not \d: HTTP's DIGIT is ASCII, and \d would take "bytes=٠-٩" for 0-9.
+_RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+
+
+async def file_response(
+    request: web.Request, record: AudioRecord, path: Path, inline: bool
+) -> web.StreamResponse:
+    etag = f'"{record.sha256}"'
+    modified = datetime.fromisoformat(record.created_at).replace(microsecond=0)
+    headers = {
+        "ETag": etag,
+        "Last-Modified": format_datetime(modified, usegmt=True),
+        "Cache-Control": file_cache_control(record),
+        "Accept-Ranges": "bytes",
+    }
+    if _not_modified(request, etag, modified):
+        return web.Response(status=304, headers=headers)
+    headers["Content-Type"] = record.content_type
+    headers["Content-Disposition"] = content_disposition(record.name, inline)
+    byte_range = None
+    if _range_applies(request, etag, modified):
+        byte_range = parse_range(request.headers.get("Range", ""), record.size)
+    return await _send(request, path, record.size, byte_range, headers)
+
+
+async def _send(request, path: Path, size: int, byte_range, headers: dict) -> web.StreamResponse:
+    try:
+        file = await asyncio.to_thread(open, path, "rb")
+    except FileNotFoundError:
+        raise NotFound("the file was deleted while it was being requested") from None
+    try:
+        start, count, status = 0, size, 200
+        if byte_range is not None:
+            start, end = byte_range
+            count, status = end - start + 1, 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        response = web.StreamResponse(status=status, headers=headers)
+        response.content_length = count
+        await response.prepare(request)
+        if request.method != "HEAD" and count:
+            await asyncio.get_running_loop().sendfile(request.transport, file, start, count)
+        await response.write_eof()
+        return response
+    finally:
+        file.close()  # read-only: closing does not wait for the disk
+
+
+def etag_matches(request: web.Request, etag: str) -> bool | None:
+    """Whether If-None-Match names `etag`; None when the header is absent."""
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is None:
+        return None
+    # Weak comparison, as RFC 9110 requires for If-None-Match.
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
+def _not_modified(request: web.Request, etag: str, modified: datetime) -> bool:
+    matches = etag_matches(request, etag)
+    if matches is not None:
+        return matches
+    since = _http_date(request.headers.get("If-Modified-Since"))
+    return since is not None and modified <= since
+
+
+def _range_applies(request: web.Request, etag: str, modified: datetime) -> bool:
+    """A Range counts unless an If-Range says the client's copy is stale."""
+    if "Range" not in request.headers:
+        return False
+    if_range = request.headers.get("If-Range")
+    if if_range is None:
+        return True
+    if if_range.startswith('"'):
+        return if_range == etag  # strong comparison
+    return _http_date(if_range) == modified
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a single range; None to send the whole file.
+
+    Several ranges, or a header that does not parse, are ignored (the whole
+    file is sent), which RFC 9110 allows; a range past the end is a 416.
+    """
+    match = _RANGE_RE.match(header.strip().replace(" ", ""))
+    if not match or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if first == "":
+        suffix = int(last)
+        if suffix == 0:
+            raise _unsatisfiable(size)
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if last and int(last) < start:
+        return None
+    if start >= size:
+        raise _unsatisfiable(size)
+    return start, end
+
+
+def _unsatisfiable(size: int) -> RangeNotSatisfiable:
+    return RangeNotSatisfiable(
+        f"the range starts past the end of the file, which is {size} bytes long",
+        headers={"Content-Range": f"bytes */{size}"},
+    )
+
+
+def _http_date(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    # HTTP dates are GMT; asctime's form, which RFC 9110 says to accept,
+    # names no zone and parses naive, which cannot be compared with ours.
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
+
+def content_disposition(name: str, inline: bool) -> str:
+    """RFC 6266: an ASCII fallback for old clients, and the exact name in UTF-8."""
+    # Accents come off (é -> e); what has no ASCII form becomes '_'.
+    decomposed = unicodedata.normalize("NFKD", name)
+    fallback = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+    fallback = re.sub(r'[^\x20-\x7e]|["\\%]', "_", fallback)
+    quoted = urllib.parse.quote(name, safe="")
+    kind = "inline" if inline else "attachment"
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quoted}"

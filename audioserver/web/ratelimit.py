@@ -1,0 +1,54 @@
+"""Rate limits on the wire: which budget a request spends, whose it is,
+the 429, and the RateLimit-* headers on every answer (ratelimit.py keeps
+the buckets)."""
+
+from aiohttp import web
+
+from ..errors import TooManyRequests
+from .bodies import is_upload
+from .clients import client_address
+from .keys import ratelimit_decision_key, ratelimiter_key, user_key
+
+READ_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def budget_of(request: web.Request) -> str | None:
+    """Which budget a request spends; None for the stylesheet and scripts,
+    which every page loads and which cost next to nothing."""
+    if request.path.startswith("/static/"):
+        return None
+    if request.method in READ_METHODS:
+        return "reads"
+    return "uploads" if is_upload(request) else "writes"
+
+
+def charge(request: web.Request) -> None:
+    """Spend a token of the request's budget: the signed-in account's, or the
+    client address's. TooManyRequests when the bucket is empty."""
+    limiter = request.app[ratelimiter_key]
+    budget = budget_of(request)
+    rate = limiter.rates.get(budget)
+    if rate is None:  # free, or that budget is off
+        return
+    user = request.get(user_key)
+    client = f"user:{user.name}" if user is not None else f"address:{client_address(request)}"
+    decision = limiter.buckets.take(f"{budget}:{client}", rate)
+    request[ratelimit_decision_key] = decision
+    if not decision.allowed:
+        raise TooManyRequests(
+            f"too many {budget} from {'your account' if user else 'your address'}: "
+            f"{rate.count} per {rate.period_name} at most; try again in "
+            f"{decision.retry_after} s", retry_after=decision.retry_after)
+
+
+@web.middleware
+async def ratelimit_middleware(request: web.Request, handler) -> web.StreamResponse:
+    charge(request)
+    return await handler(request)
+
+
+async def add_ratelimit_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every answer says what is left of its budget."""
+    decision = request.get(ratelimit_decision_key)
+    if decision is not None:
+        response.headers.update(decision.headers())

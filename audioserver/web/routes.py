@@ -1,0 +1,34 @@
+"""Every route, named: templates and redirects build URLs from these names."""
+
+from aiohttp import web
+
+from . import accountviews, uploads, views
+from .keys import config_key
+
+
+def setup_routes(app: web.Application) -> None:
+    app.add_routes([
+        web.get("/", views.index, name="index"),
+        web.get("/upload", views.upload_form, name="upload"),
+        web.post("/upload", views.upload, name="upload", expect_handler=uploads.expect_handler),
+        web.put("/upload", views.upload, name="upload", expect_handler=uploads.expect_handler),
+        web.get("/download", views.download, name="download"),
+        web.get("/list", views.list_audio, name="list"),
+        web.get("/info", views.info, name="info"),
+        web.get("/waveform", views.waveform_peaks, name="waveform"),
+        web.get("/delete", views.delete_form, name="delete"),
+        web.post("/delete", views.delete, name="delete"),
+        web.delete("/delete", views.delete, name="delete"),
+        web.post("/visibility", views.set_visibility, name="visibility"),
+        web.get("/login", accountviews.login_form, name="login"),
+        web.post("/login", accountviews.login, name="login"),
+        web.post("/logout", accountviews.logout, name="logout"),
+        web.get("/setup", accountviews.setup_form, name="setup"),
+        web.post("/setup", accountviews.setup, name="setup"),
+        web.get("/account", accountviews.account, name="account"),
+        web.post("/tokens", accountviews.create_token, name="tokens"),
+        web.delete("/tokens", accountviews.revoke_token, name="tokens"),
+        web.post("/tokens/revoke", accountviews.revoke_token, name="revoke_token"),
+        web.get("/openapi.json", views.openapi_document, name="openapi"),
+        web.static("/static", app[config_key].static_dir, name="static"),
+    ])

@@ -1,0 +1,215 @@
+"""Request handlers: thin, each one JSON for machines and a page for people."""
+
+from dataclasses import replace
+
+from aiohttp import web
+from yarl import URL
+
+from .. import auth
+from ..errors import BadRequest
+from ..media import waveform
+from ..models import AudioRecord
+from ..names import validate_name
+from . import openapi, uploads
+from .downloads import etag_matches, file_response
+from .keys import auth_key, config_key, library_key, user_key
+from .listing import SORT_COLUMNS, ListQuery, parse_list_query
+from .negotiation import wants_html
+from .templating import render
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+REPRESENTATIONS = ("html", "json")
+
+
+async def index(request: web.Request) -> web.Response:
+    count, duration = await request.app[library_key].db.summary(_viewer(request))
+    setup_pending = await request.app[auth_key].setup_pending()
+    return render(request, "index.html", {"count": count, "duration": duration,
+                                          "setup_pending": setup_pending})
+
+
+async def upload_form(request: web.Request) -> web.Response:
+    rules = request.app[auth_key]
+    if not rules.open and request[user_key] is None:
+        # Only accounts upload: sign in first, then come back here.
+        login = _url(request, "login").with_query(next=str(request.rel_url))
+        raise web.HTTPSeeOther(login)
+    config = request.app[config_key]
+    return render(request, "upload.html", {"max_size": config.max_upload_size,
+                                           "default_visibility": config.default_visibility})
+
+
+async def upload(request: web.Request) -> web.StreamResponse:
+    rules = request.app[auth_key]
+    owner = auth.require_uploader(rules, request[user_key])
+    # A wrong ?visibility= fails before the body is read, not after.
+    auth.parse_visibility(rules, request.query.get("visibility"))
+    staged, fields = await uploads.receive(request)
+    try:
+        visibility = auth.parse_visibility(rules, fields.get("visibility"))
+    except BadRequest:
+        await request.app[library_key].discard(staged)
+        raise
+    records = await request.app[library_key].add(staged, owner, visibility)
+    location = _info_url(request, records[0].name)
+    if wants_html(request):
+        raise web.HTTPSeeOther(location if len(records) == 1 else _url(request, "list"))
+    body = records[0].public() if len(records) == 1 else [r.public() for r in records]
+    return web.json_response(body, status=201, headers={"Location": str(location)})
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    name = _name_param(request, "download")
+    if name is None:
+        return _ask_name(request, "download")
+    library = request.app[library_key]
+    record = await library.db.get(name, _viewer(request))
+    inline = request.query.get("inline", "").lower() in TRUE_WORDS
+    return await file_response(request, record, library.storage.path(record.storage_key),
+                               inline)
+
+
+async def list_audio(request: web.Request) -> web.StreamResponse:
+    query = parse_list_query(request.query)
+    records, total, more = await request.app[library_key].db.search(query, _viewer(request))
+    next_url = _next_page_url(request, query, records) if more else None
+    headers = {"X-Total-Count": str(total)}
+    if next_url is not None:
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    if wants_html(request):
+        context = {"records": records, "total": total, "query": query, "next_url": next_url,
+                   "first_url": _first_page_url(request, query),
+                   "sort_urls": _sort_urls(request, query)}
+        return _page(request, "list.html", context, headers)
+    return web.json_response([r.public() for r in records], headers=headers)
+
+
+async def info(request: web.Request) -> web.StreamResponse:
+    name = _name_param(request, "info")
+    if name is None:
+        return _ask_name(request, "info")
+    record = await request.app[library_key].db.get(name, _viewer(request))
+    if wants_html(request):
+        may_change = auth.may_change(request.app[auth_key], request[user_key], record)
+        return _page(request, "info.html", {"record": record, "may_change": may_change})
+    return web.json_response(record.public())
+
+
+async def waveform_peaks(request: web.Request) -> web.StreamResponse:
+    library = request.app[library_key]
+    record = await library.db.get(_name_param(request, "waveform", ask=False), _viewer(request))
+    points = waveform.parse_points(request.query.get("points"))
+    headers = {"ETag": waveform.etag(record, points), "Cache-Control": "no-cache"}
+    if etag_matches(request, headers["ETag"]):
+        return web.Response(status=304, headers=headers)
+    body = await library.waveforms.peaks_json(record, points)
+    return web.Response(body=body, content_type="application/json", headers=headers)
+
+
+async def delete_form(request: web.Request) -> web.StreamResponse:
+    return _ask_name(request, "delete")
+
+
+async def delete(request: web.Request) -> web.StreamResponse:
+    raw = request.query.get("name")
+    if raw is None and request.method == "POST":
+        raw = (await request.post()).get("name")  # the ask-name form's field
+    if raw is None:
+        raise BadRequest("say which file to delete: /delete?name=NAME", name=None)
+    library = request.app[library_key]
+    record = await library.db.get(validate_name(raw), _viewer(request))
+    auth.check_may_change(request.app[auth_key], request[user_key], record)
+    await library.remove(record.name)
+    if wants_html(request):
+        raise web.HTTPSeeOther(_url(request, "list"))
+    return web.Response(status=204)
+
+
+async def set_visibility(request: web.Request) -> web.StreamResponse:
+    """POST /visibility?name=…&visibility=public|private (or the same as form fields)."""
+    fields = {**(await request.post()), **request.query}
+    if not fields.get("name") or not fields.get("visibility"):
+        raise BadRequest("say which file and what it becomes: "
+                         "/visibility?name=NAME&visibility=public|private")
+    rules = request.app[auth_key]
+    library = request.app[library_key]
+    record = await library.db.get(validate_name(fields["name"]), _viewer(request))
+    auth.check_may_change(rules, request[user_key], record)
+    visibility = auth.parse_visibility(rules, fields["visibility"])
+    record = await library.set_visibility(record.name, visibility)
+    if wants_html(request):
+        raise web.HTTPSeeOther(_info_url(request, record.name))
+    return web.json_response(record.public())
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.json_response(openapi.document())
+
+
+def _viewer(request: web.Request):
+    return auth.viewer(request.app[auth_key], request[user_key])
+
+
+def _info_url(request: web.Request, name: str) -> URL:
+    return _url(request, "info").with_query(name=name)
+
+
+def _url(request: web.Request, route: str) -> URL:
+    return request.app.router[route].url_for()
+
+
+def _page(request: web.Request, template: str, context: dict,
+          headers: dict | None = None) -> web.Response:
+    """A page, pointing at its JSON twin: the same URL with ?format=json."""
+    response = render(request, template, context)
+    response.headers.update(headers or {})
+    response.headers.add("Link", f'<{_json_twin(request)}>; rel="alternate"; type="application/json"')
+    return response
+
+
+def _json_twin(request: web.Request) -> URL:
+    """This URL asking for JSON. Only the format=html|json override goes:
+    format=wav and the like filter the list and must stay."""
+    params = [(key, value) for key, value in request.rel_url.query.items()
+              if key != "format" or value.lower() not in REPRESENTATIONS]
+    return request.rel_url.with_query(params + [("format", "json")])
+
+
+def _name_param(request: web.Request, route: str, ask: bool = True) -> str | None:
+    """The validated ?name=, or None when a browser should be asked for it."""
+    raw = request.query.get("name")
+    if raw is None and ask and wants_html(request):
+        return None
+    if raw is None:
+        raise BadRequest(f"say which file: /{route}?name=NAME", name=None)
+    return validate_name(raw)
+
+
+def _ask_name(request: web.Request, route: str) -> web.StreamResponse:
+    """The form asking for a name; /delete?name=X fills it in, to confirm."""
+    context = {"action": route, "name": request.query.get("name")}
+    return render(request, "ask_name.html", context)
+
+
+def _next_page_url(request: web.Request, query: ListQuery, records: list[AudioRecord]) -> URL:
+    last = records[-1]
+    page = query.next_page(getattr(last, SORT_COLUMNS[query.sort]), last.name)
+    return request.url.join(_url(request, "list").with_query(page.to_params()))
+
+
+def _first_page_url(request: web.Request, query: ListQuery) -> URL | None:
+    """The same filters and order from the top, when this is a later page."""
+    if query.after is None:
+        return None
+    return _url(request, "list").with_query(replace(query, after=None).to_params())
+
+
+def _sort_urls(request: web.Request, query: ListQuery) -> dict[str, URL]:
+    """For each sortable column, this list sorted by it: descending when it
+    already is ascending. Paging starts again from the top."""
+    urls = {}
+    for column in SORT_COLUMNS:
+        toggled = "-" + column if query.sort == column and not query.descending else column
+        params = [(k, v) for k, v in replace(query, after=None).to_params() if k != "sort"]
+        urls[column] = _url(request, "list").with_query(params + [("sort", toggled)])
+    return urls
