@@ -18,8 +18,7 @@ import aiosqlite
 
 from ..accounts import EVERYTHING, Viewer
 from ..errors import Gone, NameTaken, NotFound, StartupError, StorageFull
-from ..models import AudioRecord
-from ..web.listing import SORT_COLUMNS, ListQuery
+from ..models import SORT_COLUMNS, AudioRecord, ListQuery
 
 log = logging.getLogger(__name__)
 
