@@ -50,7 +50,7 @@ async def recover(config: Config, merge: bool = False) -> int:
             return 1
         keys = sorted(await asyncio.to_thread(library.storage.stored_keys) - rows.keys())
         progress.total = len(keys)
-        accounts = Accounts(library.db)
+        accounts = library.accounts
         for key in keys:
             progress.show(key)
             try:
