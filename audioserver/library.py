@@ -16,7 +16,7 @@ from .clock import now_rfc3339
 from .config import Config
 from .media.probe import ProbePool
 from .media.waveform import Waveforms
-from .metadata.sqlite import Database
+from .metadata import AudioStore, audio_store
 from .models import AudioInfo, AudioRecord
 from .reconcile import check_database_not_lost, database_is_blank, reconcile
 from .storage import meta
@@ -40,7 +40,7 @@ class Staged:
 class Library:
     """The database and the stored files, kept in agreement."""
 
-    def __init__(self, db: Database, storage: LocalStorage, probes: ProbePool | None,
+    def __init__(self, db: AudioStore, storage: LocalStorage, probes: ProbePool | None,
                  waveforms: Waveforms | None):
         self.db = db
         self.storage = storage
@@ -162,7 +162,7 @@ async def open_library(config: Config, reconcile_storage: bool = True,
     else:
         storage.check_present()
     async with AsyncExitStack() as stack:
-        db = Database(config.db_path)
+        db = audio_store(config)
         stack.push_async_callback(db.close)  # close() copes with a half-done open()
         await db.open()
         probes = waveforms = None

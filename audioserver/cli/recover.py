@@ -16,7 +16,7 @@ from ..config import Config
 from ..errors import AudioServerError, NameTaken, UserExists
 from ..clock import now_rfc3339
 from ..library import Library, open_library
-from ..metadata.sqlite_accounts import Accounts
+from ..metadata import AccountStore
 from ..models import AudioRecord
 from ..names import validate_name
 from ..storage import meta
@@ -101,7 +101,7 @@ async def _recover_one(library: Library, key: str) -> AudioRecord:
     )
 
 
-async def _recreate_owner(accounts: Accounts, name: str) -> bool:
+async def _recreate_owner(accounts: AccountStore, name: str) -> bool:
     """Make the account `name` if it is gone; whether it was made."""
     if await accounts.password_hash(name) is not None:
         return False

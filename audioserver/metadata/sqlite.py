@@ -163,6 +163,7 @@ class Database:
 
     def __init__(self, path: Path):
         self.path = path
+        self.label = str(path)
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lister: aiosqlite.Connection | None = None
