@@ -27,10 +27,10 @@ import psutil
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
-from serverprocess import ServerProcess, free_port  # noqa: E402
 from upload_memory import WavSource  # noqa: E402
 
 from audioserver.web.listing import encode_cursor  # noqa: E402
+from serverprocess import ServerProcess, free_port  # noqa: E402
 
 MB = 1_000_000
 # wrk is one client sending thousands of requests a second: exactly what the

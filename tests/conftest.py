@@ -1,6 +1,6 @@
-import audiofiles
 import pytest
 
+import audiofiles
 from audioserver.config import Config
 from audioserver.web.app import create_app
 from audioserver.web.keys import library_key

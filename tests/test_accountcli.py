@@ -4,11 +4,11 @@ several workers."""
 import json
 import urllib.parse
 
-import audiofiles
 import pytest
-from serverprocess import ServerProcess, audioserver
 
+import audiofiles
 from audioserver.auth import SESSION_COOKIE
+from serverprocess import ServerProcess, audioserver
 
 PASSWORD = "correct horse battery"
 

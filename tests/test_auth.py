@@ -8,11 +8,9 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import aiohttp
-import audiofiles
 import pytest
-from conftest import MAX_UPLOAD_SIZE
-from serverprocess import audioserver
 
+import audiofiles
 from audioserver.accounts import User
 from audioserver.auth import SESSION_COOKIE
 from audioserver.clock import now_rfc3339
@@ -20,6 +18,7 @@ from audioserver.config import Config
 from audioserver.metadata.sqlite import MIGRATIONS
 from audioserver.web.app import create_app
 from audioserver.web.keys import auth_key
+from serverprocess import audioserver
 
 PASSWORD = "correct horse battery"
 JSON = {"Accept": "application/json"}
@@ -27,9 +26,8 @@ BROWSER = {"Accept": "text/html"}
 
 
 @pytest.fixture
-def config(tmp_path) -> Config:
-    return Config(data_dir=tmp_path / "data", max_upload_size=MAX_UPLOAD_SIZE,
-                  probe_timeout=10, probe_workers=1, auth="users")
+def config(config) -> Config:
+    return replace(config, auth="users")
 
 
 @pytest.fixture

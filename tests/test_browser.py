@@ -13,11 +13,12 @@ import shutil
 import time
 from pathlib import Path
 
-import audiofiles
 import numpy as np
 import pytest
 import soundfile
 from playwright.sync_api import expect, sync_playwright
+
+import audiofiles
 from serverprocess import ServerProcess, account
 
 CHROMIUM = "/usr/bin/chromium"

@@ -11,8 +11,9 @@ import os
 import shutil
 import sqlite3
 
-import audiofiles
 import pytest
+
+import audiofiles
 from serverprocess import ServerProcess, snapshot
 
 DB_NAME = "audioserver.sqlite3"

@@ -4,12 +4,12 @@ import io
 import os
 import subprocess
 
-import audiofiles
 import pytest
-from serverprocess import ServerProcess
 
+import audiofiles
 from audioserver.config import Config
 from audioserver.web.app import create_app
+from serverprocess import ServerProcess
 
 CLIENTS = 64
 

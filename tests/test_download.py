@@ -8,11 +8,11 @@ import urllib.parse
 from datetime import datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
-import audiofiles
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
+import audiofiles
 from audioserver.config import Config
 from audioserver.web.app import create_app
 

@@ -2,8 +2,9 @@
 
 import re
 
-import audiofiles
 import pytest
+
+import audiofiles
 
 PROBLEM_KEYS = {"type", "title", "status", "detail"}
 

@@ -1,9 +1,9 @@
 """A FLAC's length from its last frame, whatever STREAMINFO claims."""
 
-import audiofiles
 import pytest
 import soundfile
 
+import audiofiles
 from audioserver.media import flac
 from audioserver.media.flac import count_flac_frames
 

@@ -6,12 +6,12 @@ import socket
 import sqlite3
 import time
 
-import audiofiles
 import pytest
-from serverprocess import ServerProcess
 
+import audiofiles
 from audioserver.storage.local import TEMP_DIR
 from audioserver.web.securityheaders import SECURITY_HEADERS
+from serverprocess import ServerProcess
 
 
 @pytest.fixture

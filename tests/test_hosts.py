@@ -6,11 +6,11 @@ import asyncio
 import json
 from dataclasses import replace
 
-import audiofiles
 import pytest
-from serverprocess import ServerProcess
 
+import audiofiles
 from audioserver.web.app import create_app
+from serverprocess import ServerProcess
 
 REBOUND = "rebound.evil.example"
 

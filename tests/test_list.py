@@ -10,12 +10,12 @@ import re
 import sqlite3
 
 import aiosqlite
-import audiofiles
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
+import audiofiles
 from audioserver.config import Config
 from audioserver.models import AudioRecord
 from audioserver.web.app import create_app

@@ -8,8 +8,13 @@ from multidict import MultiDict
 
 from audioserver.errors import BadRequest
 from audioserver.models import DEFAULT_LIMIT, ListQuery
-from audioserver.web.listing import (MAX_LIMIT, decode_cursor, encode_cursor, parse_list_query,
-                                     query_params)
+from audioserver.web.listing import (
+    MAX_LIMIT,
+    decode_cursor,
+    encode_cursor,
+    parse_list_query,
+    query_params,
+)
 
 
 def parse(*pairs: tuple[str, str]) -> ListQuery:

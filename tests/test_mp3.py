@@ -7,11 +7,11 @@ by hand from the MPEG spec check the tables without an encoder.
 
 import io
 
-import audiofiles
 import numpy as np
 import pytest
 import soundfile
 
+import audiofiles
 from audioserver.media import mp3
 from audioserver.media.mp3 import Mp3Count, count_mp3_frames
 

@@ -2,7 +2,6 @@
 OpenAPI 3.1, and a live server answers schemathesis's generated requests
 without a 5xx and as the document says."""
 
-import audiofiles
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -15,9 +14,10 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from serverprocess import ServerProcess, account
 
+import audiofiles
 from audioserver.web.openapi import document
+from serverprocess import ServerProcess, account
 
 OPERATIONS = ("get", "put", "post", "delete", "patch", "options")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,

@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from serverprocess import ServerProcess
 
 PROJECT = Path(__file__).resolve().parent.parent

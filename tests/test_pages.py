@@ -3,8 +3,9 @@
 from html.parser import HTMLParser
 
 import aiohttp
-import audiofiles
 from yarl import URL
+
+import audiofiles
 
 MARKUP_NAME = "<img src=x onerror=alert(1)>.wav"
 

@@ -9,10 +9,10 @@ import subprocess
 import sys
 import time
 
-import audiofiles
 import psutil
 import pytest
 
+import audiofiles
 from audioserver.errors import NotAudio
 from audioserver.media.probe import ProbePool
 

@@ -6,15 +6,15 @@ import json
 from dataclasses import replace
 
 import aiohttp
-import audiofiles
 import pytest
-from serverprocess import ServerProcess
 
+import audiofiles
 from audioserver.accounts import User
 from audioserver.config import Rate, parse_rate
 from audioserver.ratelimit.mmap import SLOTS, SharedBuckets
 from audioserver.web.app import create_app
 from audioserver.web.keys import auth_key
+from serverprocess import ServerProcess
 
 PASSWORD = "correct horse battery"
 

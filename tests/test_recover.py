@@ -10,8 +10,9 @@ import os
 import shutil
 import sqlite3
 
-import audiofiles
 import pytest
+
+import audiofiles
 from serverprocess import ServerProcess, account, audioserver, query, sha256, snapshot
 
 

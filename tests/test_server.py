@@ -17,9 +17,10 @@ import sys
 import threading
 import time
 
-import audiofiles
 import psutil
 import pytest
+
+import audiofiles
 from serverprocess import ServerProcess, query, sha256
 
 CTRL_C = "ctrl-c"  # SIGINT to the whole process group, as a terminal sends it

@@ -10,9 +10,9 @@ import os
 import subprocess
 from contextlib import contextmanager
 
-import audiofiles
 import pytest
 
+import audiofiles
 from audioserver.metadata.sqlite import Database
 from audioserver.web.app import create_app
 from audioserver.web.keys import library_key

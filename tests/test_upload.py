@@ -3,10 +3,10 @@ import io
 import os
 
 import aiohttp
-import audiofiles
 import numpy as np
 import pytest
-from conftest import MAX_UPLOAD_SIZE
+
+import audiofiles
 
 PROBLEM = "application/problem+json"
 
@@ -261,16 +261,16 @@ async def test_multipart_bad_filename_is_400(client, library):
     assert stored_files(library) == []
 
 
-async def test_too_large_by_content_length_is_refused_before_the_body(upload, library):
-    response = await upload("big.wav", io.BytesIO(b"\0" * (MAX_UPLOAD_SIZE + 1)))
+async def test_too_large_by_content_length_is_refused_before_the_body(upload, library, config):
+    response = await upload("big.wav", io.BytesIO(b"\0" * (config.max_upload_size + 1)))
     body = await problem_of(response, 413)
-    assert body["max_upload_size"] == MAX_UPLOAD_SIZE
+    assert body["max_upload_size"] == config.max_upload_size
     assert stored_files(library) == []
 
 
-async def test_too_large_without_content_length_is_counted(client, library):
+async def test_too_large_without_content_length_is_counted(client, library, config):
     async def endless():
-        for _ in range(MAX_UPLOAD_SIZE // 65536 + 2):
+        for _ in range(config.max_upload_size // 65536 + 2):
             yield b"\0" * 65536
 
     response = await client.put("/upload", params={"name": "big.wav"}, data=endless())
@@ -278,10 +278,10 @@ async def test_too_large_without_content_length_is_counted(client, library):
     assert stored_files(library) == []
 
 
-async def test_too_large_multipart_part_is_counted(client, library):
+async def test_too_large_multipart_part_is_counted(client, library, config):
     # The form as a whole carries a Content-Length; only counting finds the part.
     response = await client.post("/upload", data=form(
-        ("small.wav", audiofiles.wav()), ("big.wav", b"\0" * (MAX_UPLOAD_SIZE + 1)),
+        ("small.wav", audiofiles.wav()), ("big.wav", b"\0" * (config.max_upload_size + 1)),
     ))
     assert (await problem_of(response, 413))["name"] == "big.wav"
     assert stored_files(library) == []
@@ -289,7 +289,7 @@ async def test_too_large_multipart_part_is_counted(client, library):
 
 async def test_exactly_the_limit_is_accepted(client, config):
     data = audiofiles.wav(0.1)
-    padded = data + b"\0" * (MAX_UPLOAD_SIZE - len(data))  # trailing bytes after the data chunk
+    padded = data + b"\0" * (config.max_upload_size - len(data))  # trailing bytes after the data chunk
     response = await client.put("/upload", params={"name": "limit.wav"}, data=io.BytesIO(padded))
     assert response.status == 201, await response.text()
 

@@ -2,12 +2,12 @@
 
 import asyncio
 import os
+from dataclasses import replace
 
-import audiofiles
 import numpy as np
 import pytest
-from conftest import MAX_UPLOAD_SIZE
 
+import audiofiles
 from audioserver.config import Config
 from audioserver.errors import Undecodable
 
@@ -16,9 +16,8 @@ PROBE_TIMEOUT = 3
 
 
 @pytest.fixture
-def config(tmp_path) -> Config:
-    return Config(data_dir=tmp_path / "data", max_upload_size=MAX_UPLOAD_SIZE,
-                  probe_timeout=PROBE_TIMEOUT, probe_workers=1)
+def config(config) -> Config:
+    return replace(config, probe_timeout=PROBE_TIMEOUT)
 
 
 def ramp_wav(seconds: float, samplerate: int = 8000) -> bytes:

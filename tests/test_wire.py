@@ -7,11 +7,9 @@ import socket
 from dataclasses import replace
 
 import aiohttp
-import audiofiles
 import pytest
-from conftest import MAX_UPLOAD_SIZE
-from serverprocess import ServerProcess
 
+import audiofiles
 from audioserver.accounts import User
 from audioserver.auth import SESSION_COOKIE
 from audioserver.config import Config
@@ -19,6 +17,7 @@ from audioserver.storage.local import AUDIO_DIR
 from audioserver.web.app import create_app
 from audioserver.web.keys import auth_key
 from audioserver.web.securityheaders import SECURITY_HEADERS
+from serverprocess import ServerProcess
 
 PASSWORD = "correct horse battery"
 JSON = {"Accept": "application/json"}
@@ -26,9 +25,8 @@ BROWSER = {"Accept": "text/html"}
 
 
 @pytest.fixture
-def users_config(tmp_path) -> Config:
-    return Config(data_dir=tmp_path / "data", max_upload_size=MAX_UPLOAD_SIZE,
-                  probe_timeout=10, probe_workers=1, auth="users")
+def users_config(config) -> Config:
+    return replace(config, auth="users")
 
 
 @pytest.fixture
