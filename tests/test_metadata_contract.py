@@ -12,10 +12,10 @@ import itertools
 import pytest
 
 from audioserver.accounts import EVERYTHING, User, Viewer
-from audioserver.errors import Gone, NameTaken, NotFound
+from audioserver.errors import Gone, NameTaken, NotFound, UserExists
 from audioserver.metadata.postgres import PostgresAccounts, PostgresDatabase
 from audioserver.metadata.sqlite import Database
-from audioserver.metadata.sqlite_accounts import Accounts
+from audioserver.metadata.sqlite_accounts import Accounts, ApiToken, Session
 from audioserver.models import AudioRecord
 from audioserver.web.listing import ListQuery
 
@@ -343,3 +343,154 @@ async def test_a_count_follows_writes_made_by_another_instance(stores):
     assert (await first.search(query))[1] == 1
     await second.delete("b.wav")
     assert (await first.search(query))[1:] == (0, False)
+
+
+# Accounts
+
+
+def at(second: int) -> str:
+    """A time in the one form the stores keep (RFC 3339 UTC, microseconds)."""
+    return f"2026-01-01T00:{second // 60:02d}:{second % 60:02d}.000000Z"
+
+
+async def test_users_are_added_once_and_found_by_name(accounts):
+    assert await accounts.count_users() == 0
+    await add_users(accounts, ALICE, User("root", "admin"))
+    with pytest.raises(UserExists):
+        await accounts.add_user(ALICE, "another hash", CREATED)
+    assert await accounts.count_users() == 2
+    assert await accounts.password_hash("alice") == (ALICE, "hash-of-alice")
+    assert await accounts.password_hash("root") == (User("root", "admin"), "hash-of-root")
+    assert await accounts.password_hash("nobody") is None
+
+
+async def test_users_lists_every_account_with_its_files(db, accounts):
+    await add_users(accounts, BOB, ALICE)
+    await db.insert([record("a.wav", owner="alice"), record("b.wav", owner="alice"),
+                     record("c.wav")])
+    assert await accounts.users() == [(ALICE, CREATED, 2), (BOB, CREATED, 0)]
+
+
+async def test_a_new_password_ends_sessions_and_may_revoke_tokens(accounts):
+    await add_users(accounts, ALICE)
+    await accounts.add_session(session("s1"), at(0), at(0))
+    await accounts.add_token("alice", "laptop", "t1", at(1))
+    await accounts.set_password("alice", "new hash")
+    assert await accounts.password_hash("alice") == (ALICE, "new hash")
+    assert await accounts.session("s1") is None
+    assert [t.label for t in await accounts.tokens("alice")] == ["laptop"]
+    await accounts.set_password("alice", "newer hash", revoke_tokens=True)
+    assert await accounts.tokens("alice") == []
+    with pytest.raises(NotFound):
+        await accounts.set_password("nobody", "hash")
+
+
+async def test_removing_a_user_takes_its_sessions_and_tokens_and_disowns_its_files(
+        db, accounts):
+    await add_users(accounts, ALICE, BOB)
+    await db.insert([record("a.wav", owner="alice"), record("b.wav", owner="bob")])
+    await accounts.add_session(session("s1"), at(0), at(0))
+    await accounts.add_token("alice", "laptop", "t1", at(1))
+    assert (await db.search(ListQuery(owner="alice")))[1] == 1
+    disowned = []
+
+    async def on_disown(keys):
+        disowned.append(keys)
+    await type(accounts)(db, on_disown=on_disown).remove_user("alice")
+    assert disowned == [["key-a.wav"]]
+    assert await accounts.password_hash("alice") is None
+    assert await accounts.session("s1") is None
+    assert await accounts.token_user("t1") is None
+    assert (await db.get("a.wav")).owner is None
+    assert (await db.get("b.wav")).owner == "bob"
+    assert (await db.search(ListQuery(owner="alice")))[1] == 0
+    with pytest.raises(NotFound):
+        await accounts.remove_user("alice")
+
+
+async def test_a_removal_whose_disown_hook_fails_leaves_the_account(db, accounts):
+    await add_users(accounts, ALICE)
+    await db.insert([record("a.wav", owner="alice")])
+
+    async def on_disown(keys):
+        raise OSError("cannot rewrite the sidecars")
+    with pytest.raises(OSError):
+        await type(accounts)(db, on_disown=on_disown).remove_user("alice")
+    assert await accounts.password_hash("alice") == (ALICE, "hash-of-alice")
+    assert (await db.get("a.wav")).owner == "alice"
+
+
+def session(token_hash: str, created: int = 10, last_seen: int = 10,
+            user: User = ALICE) -> Session:
+    return Session(user, token_hash, "csrf-" + token_hash, at(created), at(last_seen))
+
+
+async def test_sessions_are_stored_touched_and_removed(accounts):
+    await add_users(accounts, ALICE)
+    await accounts.add_session(session("s1"), at(0), at(0))
+    assert await accounts.session("s1") == session("s1")
+    await accounts.touch_session("s1", at(20))
+    assert await accounts.session("s1") == session("s1", last_seen=20)
+    await accounts.remove_session("s1")
+    assert await accounts.session("s1") is None
+    assert await accounts.session("never") is None
+
+
+async def test_ended_sessions_are_swept_by_a_new_one_and_on_demand(accounts):
+    await add_users(accounts, ALICE)
+    for name, created, last_seen in [("idle", 10, 20), ("old", 5, 40), ("live", 30, 40)]:
+        await accounts.add_session(session(name, created, last_seen), at(0), at(0))
+    # Ended: idle since before 25, or made before 8.
+    await accounts.add_session(session("new", 50, 50), at(25), at(8))
+    assert [await accounts.session(n) is not None for n in ("idle", "old", "live", "new")] \
+        == [False, False, True, True]
+    await accounts.remove_expired_sessions(at(45), at(0))
+    assert await accounts.session("live") is None
+    assert await accounts.session("new") == session("new", 50, 50)
+
+
+async def test_tokens_sign_in_their_account_until_removed(accounts):
+    await add_users(accounts, ALICE, BOB)
+    first = await accounts.add_token("alice", "laptop", "t1", at(1))
+    second = await accounts.add_token("alice", "ci", "t2", at(2), expires_at=at(90))
+    assert first == ApiToken(first.id, "laptop", at(1), None, None)
+    assert second == ApiToken(second.id, "ci", at(2), None, at(90))
+    assert second.id > first.id
+    assert await accounts.tokens("alice") == [first, second]
+    assert await accounts.tokens("bob") == []
+    await accounts.touch_token(second.id, at(3))
+    assert await accounts.token_user("t2") == (
+        ALICE, dataclasses.replace(second, last_used_at=at(3)))
+    assert await accounts.token_user("unknown") is None
+    with pytest.raises(NotFound):
+        await accounts.remove_token("bob", first.id)
+    await accounts.remove_token("alice", first.id)
+    assert await accounts.token_user("t1") is None
+    with pytest.raises(NotFound):
+        await accounts.remove_token("alice", first.id)
+    with pytest.raises(NotFound):
+        await accounts.add_token("nobody", "x", "t3", at(4))
+
+
+async def test_failed_sign_ins_are_counted_forgotten_and_cleared(accounts):
+    keys = ["user:alice", "address:10.0.0.1"]
+    assert await accounts.failures(keys) == (0, None)
+    await accounts.add_failure(keys, at(10), at(0))
+    await accounts.add_failure(["user:alice"], at(20), at(0))
+    assert await accounts.failures(keys) == (2, at(20))
+    assert await accounts.failures(["address:10.0.0.1"]) == (1, at(10))
+    # A failure of another key forgets those quiet since before 15.
+    await accounts.add_failure(["user:bob"], at(30), at(15))
+    assert await accounts.failures(["address:10.0.0.1"]) == (0, None)
+    assert await accounts.failures(keys) == (2, at(20))
+    await accounts.clear_failures(keys)
+    assert await accounts.failures(keys + ["user:bob"]) == (1, at(30))
+
+
+async def test_concurrent_failures_of_one_key_across_instances_all_count(stores):
+    (_, first), (_, second) = await stores(), await stores()
+    await asyncio.gather(*[(first, second)[i % 2].add_failure(["user:alice"], at(i), at(0))
+                           for i in range(1, 11)])
+    # Only the count: which time is kept last when instances race differs
+    # (SQLite keeps the last committed, PostgreSQL the latest).
+    assert (await first.failures(["user:alice"]))[0] == 10

@@ -131,11 +131,16 @@ class PostgresDatabase:
             self._pool = await asyncpg.create_pool(
                 self.url, min_size=self.min_size, max_size=self.max_size,
                 timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise self._unusable(exc, "Check that the server runs, that the database exists "
+                                      "and that the user and password in --database are right"
+                                 ) from None
+        try:
             await self._migrate()
-        except (OSError, TimeoutError, asyncpg.PostgresError,
-                asyncpg.InterfaceError) as exc:
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             await self.close()
-            raise self._unreachable(exc) from None
+            raise self._unusable(exc, "The user in --database must be allowed to create "
+                                      "tables in it") from None
 
     async def close(self) -> None:
         """Close the pool; safe to call twice."""
@@ -143,15 +148,15 @@ class PostgresDatabase:
             await self._pool.close()
         self._pool = None
 
-    def _unreachable(self, exc: BaseException) -> StartupError:
-        # Named by host and database only: the URL may carry a password.
+    def _unusable(self, exc: BaseException, advice: str) -> StartupError:
+        """The one line an operator reads. It names the host and database
+        only: the URL may carry a password."""
         url = urllib.parse.urlsplit(self.url)
         where = f"{url.hostname or 'localhost'}:{url.port or 5432}/{url.path.lstrip('/')}"
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return StartupError(
             f"cannot use the PostgreSQL database {where} ({reason}); nothing was changed. "
-            "Check that the server runs, that the database exists and that the user "
-            "and password in --database are right")
+            + advice)
 
     async def _migrate(self) -> None:
         """Bring the schema up to date, one instance at a time: the others
@@ -533,11 +538,13 @@ class PostgresAccounts:
             await conn.execute("DELETE FROM login_failures WHERE last_failure < $1",
                                forget_before)
             # Sorted: two instances counting the same keys lock them in one
-            # order, so they cannot deadlock.
+            # order, so they cannot deadlock. greatest(): instances commit in
+            # any order, and the last failure is the latest one.
             await conn.executemany(
                 "INSERT INTO login_failures (key, failures, last_failure) VALUES ($1, 1, $2)"
                 " ON CONFLICT (key) DO UPDATE SET failures = login_failures.failures + 1,"
-                " last_failure = excluded.last_failure", [(key, now) for key in sorted(keys)])
+                " last_failure = greatest(login_failures.last_failure, excluded.last_failure)",
+                [(key, now) for key in sorted(keys)])
 
     async def clear_failures(self, keys: list[str]) -> None:
         await self.db.pool.execute("DELETE FROM login_failures WHERE key = ANY($1)", keys)
