@@ -10,12 +10,11 @@ import hashlib
 import math
 import re
 import secrets
-import time
-from datetime import datetime, timedelta, timezone
 
 import argon2
 
 from .accounts import EVERYTHING, User, Viewer
+from .clock import now_rfc3339, seconds_since
 from .config import VISIBILITIES, Config
 from .errors import BadRequest, Forbidden, TooManyRequests, Unauthorized
 from .metadata.sqlite_accounts import Accounts, ApiToken, Session
@@ -42,12 +41,6 @@ MAX_TOKEN_LIFETIME = 3650 * 24 * 3600
 
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def now_rfc3339(later: float = 0.0) -> str:
-    """Now, or `later` seconds from now, as RFC 3339 UTC."""
-    moment = datetime.now(timezone.utc) + timedelta(seconds=later)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def parse_token_lifetime(text: str | None) -> float | None:
@@ -99,7 +92,7 @@ class Auth:
         the account or the address must wait after repeated failures."""
         keys = [f"user:{name}", f"address:{address}"]
         failures, last = await self.accounts.failures(keys)
-        wait = _lockout(failures) - (time.time() - last)
+        wait = _lockout(failures) - (seconds_since(last) if last else 0.0)
         if wait > 0:
             raise TooManyRequests(
                 "too many failed sign-ins for this account or from this address; "
@@ -109,8 +102,7 @@ class Auth:
             self._decoy = await asyncio.to_thread(self._hasher.hash, secrets.token_urlsafe(16))
         stored = found[1] if found else self._decoy
         if not await asyncio.to_thread(self._verify, stored, password) or found is None:
-            now = time.time()
-            await self.accounts.add_failure(keys, now, now - FORGET_FAILURES)
+            await self.accounts.add_failure(keys, now_rfc3339(), now_rfc3339(-FORGET_FAILURES))
             raise Unauthorized("wrong account name or password")
         await self.accounts.clear_failures(keys)
         return found[0]
@@ -127,11 +119,11 @@ class Auth:
 
     async def start_session(self, user: User) -> tuple[str, Session]:
         """A new session for `user`: the cookie's value, and the session."""
-        secret, now = secrets.token_urlsafe(32), time.time()
+        secret, now = secrets.token_urlsafe(32), now_rfc3339()
         session = Session(user, digest(secret), secrets.token_urlsafe(32), now, now)
         # Each sign-in sweeps out the sessions that have ended, so a server
         # that runs for months does not keep every one it ever made.
-        await self.accounts.add_session(session, *self._session_cutoffs(now))
+        await self.accounts.add_session(session, *self._session_cutoffs())
         return secret, session
 
     async def session(self, secret: str) -> Session | None:
@@ -139,24 +131,24 @@ class Auth:
         session = await self.accounts.session(digest(secret))
         if session is None:
             return None
-        now = time.time()
-        idle_since, created_since = self._session_cutoffs(now)
+        idle_since, created_since = self._session_cutoffs()
         if session.last_seen < idle_since or session.created < created_since:
             await self.accounts.remove_session(session.token_hash)
             return None
-        if now - session.last_seen > TOUCH_EVERY:
-            await self.accounts.touch_session(session.token_hash, now)
+        if seconds_since(session.last_seen) > TOUCH_EVERY:
+            await self.accounts.touch_session(session.token_hash, now_rfc3339())
         return session
 
     async def end_session(self, session: Session) -> None:
         await self.accounts.remove_session(session.token_hash)
 
     async def remove_expired_sessions(self) -> None:
-        await self.accounts.remove_expired_sessions(*self._session_cutoffs(time.time()))
+        await self.accounts.remove_expired_sessions(*self._session_cutoffs())
 
-    def _session_cutoffs(self, now: float) -> tuple[float, float]:
-        """Sessions unused since the first, or begun before the second, have ended."""
-        return now - self.config.session_idle, now - self.config.session_lifetime
+    def _session_cutoffs(self) -> tuple[str, str]:
+        """Sessions unused since the first, or begun before the second, have ended
+        (RFC 3339 text compares as time)."""
+        return now_rfc3339(-self.config.session_idle), now_rfc3339(-self.config.session_lifetime)
 
     # API tokens
 
@@ -185,10 +177,10 @@ class Auth:
             raise Unauthorized("this API token is not valid (revoked, or mistyped); "
                                "create a new one on /account")
         user, token = found
-        if token.expires_at is not None and _age(token.expires_at) >= 0:
+        if token.expires_at is not None and seconds_since(token.expires_at) >= 0:
             raise Unauthorized(f"this API token expired at {token.expires_at}; "
                                "create a new one on /account")
-        if token.last_used_at is None or _age(token.last_used_at) > TOUCH_EVERY:
+        if token.last_used_at is None or seconds_since(token.last_used_at) > TOUCH_EVERY:
             await self.accounts.touch_token(token.id, now_rfc3339())
         return user, token
 
@@ -205,10 +197,6 @@ def _lockout(failures: int) -> float:
         return 0.0
     return min(2.0 ** (failures - FREE_FAILURES), MAX_LOCKOUT)
 
-
-def _age(rfc3339: str) -> float:
-    then = datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
-    return (datetime.now(timezone.utc) - then).total_seconds()
 
 
 # Who may do what. Every handler asks these; none decides on its own.

@@ -11,8 +11,8 @@ import functools
 import logging
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
+from .clock import now_rfc3339
 from .config import Config
 from .media.probe import ProbePool
 from .media.waveform import Waveforms
@@ -169,10 +169,6 @@ async def open_library(config: Config, reconcile_storage: bool = True,
         if reconcile_storage:
             await reconcile(db, storage)
         yield Library(db, storage, probes, waveforms)
-
-
-def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _record(item: Staged, info: AudioInfo, key: str, created_at: str, owner: str | None,

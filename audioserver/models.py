@@ -1,8 +1,12 @@
-"""The metadata record shared by the database, the library and the views."""
+"""The metadata record shared by the database, the library and the views,
+and the query that lists records."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
+DEFAULT_LIMIT = 100
+# Sort name in the URL -> column. `name` is unique, so it breaks every tie.
+SORT_COLUMNS = {"name": "name", "duration": "duration", "size": "size", "created": "created_at"}
 PUBLIC_FIELDS = (
     "name", "duration", "frames", "samplerate", "channels", "format",
     "subtype", "content_type", "size", "sha256", "created_at", "owner", "visibility",
@@ -49,3 +53,27 @@ class AudioRecord(NamedTuple):
         """The metadata object clients see."""
         # The public fields are the first ones, in order.
         return dict(zip(PUBLIC_FIELDS, self))
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    min_duration: float | None = None
+    max_duration: float | None = None
+    formats: tuple[str, ...] = ()
+    samplerate: int | None = None
+    channels: int | None = None
+    q: str | None = None
+    owner: str | None = None
+    visibility: str | None = None
+    sort: str = "name"
+    descending: bool = False
+    limit: int = DEFAULT_LIMIT
+    # The (sort value, name) of the last row of the previous page.
+    after: tuple | None = None
+
+    @property
+    def sort_param(self) -> str:
+        return ("-" if self.descending else "") + self.sort
+
+    def next_page(self, last_value, last_name) -> "ListQuery":
+        return replace(self, after=(last_value, last_name))

@@ -15,6 +15,7 @@ from serverprocess import audioserver
 
 from audioserver.accounts import User
 from audioserver.auth import SESSION_COOKIE
+from audioserver.clock import now_rfc3339
 from audioserver.config import Config
 from audioserver.metadata.sqlite import MIGRATIONS
 from audioserver.web.app import create_app
@@ -187,7 +188,7 @@ async def test_repeated_failures_for_one_account_must_wait(client, account, db_r
     assert "try again in" in (await locked.json())["detail"]
     # Once the wait is over, the right password works and the count is cleared.
     with sqlite3.connect(client.app[auth_key].config.db_path) as conn:
-        conn.execute("UPDATE login_failures SET last_failure = last_failure - 10")
+        conn.execute("UPDATE login_failures SET last_failure = ?", (now_rfc3339(-10),))
     assert (await sign_in(client, "alice")).status == 200
     assert db_rows("SELECT * FROM login_failures WHERE key = 'user:alice'") == []
 
@@ -196,7 +197,7 @@ async def test_failures_are_forgotten_after_a_quiet_day(client, account, db_rows
     await account("alice")
     assert (await sign_in(client, "nobody", "guess")).status == 401
     with sqlite3.connect(config.db_path) as conn:
-        conn.execute("UPDATE login_failures SET last_failure = last_failure - 2 * 86400")
+        conn.execute("UPDATE login_failures SET last_failure = ?", (now_rfc3339(-2 * 86400),))
     assert (await sign_in(client, "someone", "guess")).status == 401
     keys = {key for (key,) in db_rows("SELECT key FROM login_failures")}
     assert keys == {"user:someone", "address:127.0.0.1"}
@@ -266,7 +267,7 @@ async def test_sessions_end_after_their_idle_and_absolute_lifetimes(
     assert (await client.get("/account", headers={**JSON, **cookie})).status == 200
     too_old = getattr(config, age_setting) + 60
     with sqlite3.connect(config.db_path) as conn:
-        conn.execute(f"UPDATE sessions SET {column} = {column} - ?", (too_old,))
+        conn.execute(f"UPDATE sessions SET {column} = ?", (now_rfc3339(-too_old),))
     assert (await client.get("/account", headers={**JSON, **cookie})).status == 401
 
 
@@ -274,7 +275,8 @@ async def test_signing_in_sweeps_out_ended_sessions(client, account, config, db_
     await account("alice")
     await browser_session(client, "alice")
     with sqlite3.connect(config.db_path) as conn:
-        conn.execute("UPDATE sessions SET last_seen = last_seen - ?", (config.session_idle + 60,))
+        conn.execute("UPDATE sessions SET last_seen = ?",
+                     (now_rfc3339(-config.session_idle - 60),))
     await browser_session(client, "alice")
     assert db_rows("SELECT count(*) FROM sessions") == [(1,)]
 

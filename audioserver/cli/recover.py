@@ -14,7 +14,8 @@ from collections import Counter
 from ..accounts import User, validate_user_name
 from ..config import Config
 from ..errors import AudioServerError, NameTaken, UserExists
-from ..library import Library, now_rfc3339, open_library
+from ..clock import now_rfc3339
+from ..library import Library, open_library
 from ..metadata.sqlite_accounts import Accounts
 from ..models import AudioRecord
 from ..names import validate_name

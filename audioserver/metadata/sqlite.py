@@ -18,10 +18,24 @@ import aiosqlite
 
 from ..accounts import EVERYTHING, Viewer
 from ..errors import Gone, NameTaken, NotFound, StartupError, StorageFull
-from ..models import AudioRecord
-from ..web.listing import SORT_COLUMNS, ListQuery
+from ..models import SORT_COLUMNS, AudioRecord, ListQuery
 
 log = logging.getLogger(__name__)
+
+
+def _epoch_to_text(column: str) -> str:
+    """SQL turning REAL epoch seconds into clock.py's RFC 3339 form."""
+    # Rounded, not truncated: a double near 1.7e9 holds microseconds only
+    # to within a quarter of one.
+    return (f"strftime('%Y-%m-%dT%H:%M:%S', {column}, 'unixepoch') || printf('.%06dZ', "
+            f"min(999999, round(({column} - CAST({column} AS INTEGER)) * 1000000)))")
+
+
+def _with_microseconds(column: str) -> str:
+    """SQL giving a second-precision RFC 3339 time ('...:05Z') its microseconds."""
+    return (f"CASE WHEN length({column}) = 20 THEN substr({column}, 1, 19) || '.000000Z'"
+            f" ELSE {column} END")
+
 
 # Each entry moves the schema one version up; PRAGMA user_version records
 # how many have run. Never edit an entry once released: append a new one.
@@ -96,6 +110,37 @@ MIGRATIONS = [
     -- When an API token ends by itself, in RFC 3339 UTC (NULL: when revoked).
     -- No semicolons in these comments: the migration is split on them.
     ALTER TABLE api_tokens ADD COLUMN expires_at TEXT
+    """,
+    # One form of time everywhere (clock.py): the REAL epoch seconds of
+    # sessions and failures become RFC 3339 text, and the second-precision
+    # times of accounts and tokens gain their microseconds, so text order is
+    # time order in every column.
+    f"""
+    CREATE TABLE sessions_text (
+        token_hash TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        csrf_token TEXT NOT NULL,
+        created TEXT NOT NULL,
+        last_seen TEXT NOT NULL
+    );
+    INSERT INTO sessions_text SELECT token_hash, user_name, csrf_token,
+        {_epoch_to_text("created")}, {_epoch_to_text("last_seen")} FROM sessions;
+    DROP TABLE sessions;
+    ALTER TABLE sessions_text RENAME TO sessions;
+    CREATE INDEX sessions_user ON sessions (user_name);
+    CREATE TABLE login_failures_text (
+        key TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        last_failure TEXT NOT NULL
+    );
+    INSERT INTO login_failures_text SELECT key, failures, {_epoch_to_text("last_failure")}
+        FROM login_failures;
+    DROP TABLE login_failures;
+    ALTER TABLE login_failures_text RENAME TO login_failures;
+    UPDATE users SET created_at = {_with_microseconds("created_at")};
+    UPDATE api_tokens SET created_at = {_with_microseconds("created_at")},
+        last_used_at = {_with_microseconds("last_used_at")},
+        expires_at = {_with_microseconds("expires_at")}
     """,
 ]
 

@@ -21,8 +21,8 @@ class Session:
     user: User
     token_hash: str
     csrf_token: str
-    created: float
-    last_seen: float
+    created: str  # RFC 3339, as clock.py writes it
+    last_seen: str
 
 
 _TOKEN_COLUMNS = "api_tokens.id, label, api_tokens.created_at, last_used_at, expires_at"
@@ -110,8 +110,8 @@ class Accounts:
 
     # Sessions
 
-    async def add_session(self, session: Session, idle_since: float,
-                          created_since: float) -> None:
+    async def add_session(self, session: Session, idle_since: str,
+                          created_since: str) -> None:
         """Store `session`, and sweep out the ones that have ended (idle since
         `idle_since`, or made before `created_since`) in the same transaction."""
         async with self.db.transaction() as conn:
@@ -131,7 +131,7 @@ class Accounts:
         name, role, csrf_token, created, last_seen = row
         return Session(User(name, role), token_hash, csrf_token, created, last_seen)
 
-    async def touch_session(self, token_hash: str, now: float) -> None:
+    async def touch_session(self, token_hash: str, now: str) -> None:
         async with self.db.transaction() as conn:
             await conn.execute("UPDATE sessions SET last_seen = ? WHERE token_hash = ?",
                                (now, token_hash))
@@ -140,7 +140,7 @@ class Accounts:
         async with self.db.transaction() as conn:
             await conn.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
 
-    async def remove_expired_sessions(self, idle_since: float, created_since: float) -> None:
+    async def remove_expired_sessions(self, idle_since: str, created_since: str) -> None:
         async with self.db.transaction() as conn:
             await conn.execute(_DELETE_ENDED_SESSIONS, (idle_since, created_since))
 
@@ -186,15 +186,15 @@ class Accounts:
 
     # Failed sign-ins, by key: "user:NAME" and "address:ADDRESS"
 
-    async def failures(self, keys: list[str]) -> tuple[int, float]:
-        """The most failures of any of `keys`, and the last one's time."""
+    async def failures(self, keys: list[str]) -> tuple[int, str | None]:
+        """The most failures of any of `keys`, and the last one's time (None: none)."""
         holes = ", ".join("?" * len(keys))
         failures, last = await self._one(
-            f"SELECT coalesce(max(failures), 0), coalesce(max(last_failure), 0)"
+            f"SELECT coalesce(max(failures), 0), max(last_failure)"
             f" FROM login_failures WHERE key IN ({holes})", tuple(keys))
         return failures, last
 
-    async def add_failure(self, keys: list[str], now: float, forget_before: float) -> None:
+    async def add_failure(self, keys: list[str], now: str, forget_before: str) -> None:
         """Count a failure for each of `keys`, and forget keys that have had
         none since `forget_before`: the table stays as small as the trouble."""
         async with self.db.transaction() as conn:

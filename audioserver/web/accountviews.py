@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .. import auth
 from ..accounts import User, validate_user_name
+from ..clock import now_rfc3339
 from ..errors import BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized
 from .auth import clear_session_cookie, set_session_cookie
 from .clients import client_address
@@ -162,7 +163,7 @@ async def _account_page(request: web.Request, user: User, status: int = 200, err
     tokens = await request.app[auth_key].accounts.tokens(user.name)
     form = form or {}
     context = {"tokens": tokens, "new_token": new_token, "error": error,
-               "now": auth.now_rfc3339(), "label": str(form.get("label", "")),
+               "now": now_rfc3339(), "label": str(form.get("label", "")),
                "expires": str(form.get("expires", ""))}
     status = int(error.status) if error is not None else status
     response = render(request, "account.html", context, status=status)

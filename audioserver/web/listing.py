@@ -5,17 +5,15 @@ import binascii
 import json
 import math
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Mapping
 
 from ..accounts import validate_user_name
 from ..config import VISIBILITIES
 from ..errors import BadRequest
+from ..models import DEFAULT_LIMIT, SORT_COLUMNS, ListQuery
 
-DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-# Sort name in the URL -> column. `name` is unique, so it breaks every tie.
-SORT_COLUMNS = {"name": "name", "duration": "duration", "size": "size", "created": "created_at"}
 # libsndfile's WAVEX and RF64 are the same .wav family as WAV to a user.
 FORMAT_FAMILIES = {"WAV": ("WAV", "WAVEX", "RF64")}
 # ?format=json and ?format=html choose the representation, not an audio format.
@@ -27,45 +25,6 @@ MAX_INT = 2**63 - 1
 CURSOR_VALUE_TYPES = {"name": (str,), "duration": (int, float), "size": (int,),
                       "created": (str,)}
 
-
-@dataclass(frozen=True)
-class ListQuery:
-    min_duration: float | None = None
-    max_duration: float | None = None
-    formats: tuple[str, ...] = ()
-    samplerate: int | None = None
-    channels: int | None = None
-    q: str | None = None
-    owner: str | None = None
-    visibility: str | None = None
-    sort: str = "name"
-    descending: bool = False
-    limit: int = DEFAULT_LIMIT
-    # The (sort value, name) of the last row of the previous page.
-    after: tuple | None = None
-
-    @property
-    def sort_param(self) -> str:
-        return ("-" if self.descending else "") + self.sort
-
-    def next_page(self, last_value, last_name) -> "ListQuery":
-        return replace(self, after=(last_value, last_name))
-
-    def to_params(self) -> list[tuple[str, str]]:
-        """The query string that asks for exactly this page."""
-        params = []
-        for key, value in (
-            ("minduration", self.min_duration), ("maxduration", self.max_duration),
-            ("samplerate", self.samplerate), ("channels", self.channels), ("q", self.q),
-            ("owner", self.owner), ("visibility", self.visibility),
-        ):
-            if value is not None:
-                params.append((key, str(value)))
-        params += [("format", fmt) for fmt in self.formats]
-        params += [("sort", self.sort_param), ("limit", str(self.limit))]
-        if self.after is not None:
-            params.append(("cursor", encode_cursor(self.sort_param, self.after)))
-        return params
 
 
 def parse_list_query(params: Mapping[str, str]) -> ListQuery:
@@ -211,3 +170,20 @@ def _cursor_value_ok(value, sort: str) -> bool:
         # JSON allows a lone surrogate ("\ud800"), which is no text SQLite can bind.
         return not any("\ud800" <= char <= "\udfff" for char in value)
     return True
+
+
+def query_params(query: ListQuery) -> list[tuple[str, str]]:
+    """The query string that asks for exactly this page."""
+    params = []
+    for key, value in (
+        ("minduration", query.min_duration), ("maxduration", query.max_duration),
+        ("samplerate", query.samplerate), ("channels", query.channels), ("q", query.q),
+        ("owner", query.owner), ("visibility", query.visibility),
+    ):
+        if value is not None:
+            params.append((key, str(value)))
+    params += [("format", fmt) for fmt in query.formats]
+    params += [("sort", query.sort_param), ("limit", str(query.limit))]
+    if query.after is not None:
+        params.append(("cursor", encode_cursor(query.sort_param, query.after)))
+    return params

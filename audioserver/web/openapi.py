@@ -9,7 +9,8 @@ generated requests against a live server and checks every answer against it.
 from ..config import VISIBILITIES
 from ..media.waveform import DEFAULT_POINTS, MAX_POINTS
 from .bodies import FORM_TYPES
-from .listing import DEFAULT_LIMIT, MAX_LIMIT, SORT_COLUMNS
+from ..models import DEFAULT_LIMIT, SORT_COLUMNS
+from .listing import MAX_LIMIT
 
 PROBLEM = "application/problem+json"
 HTML = "text/html"

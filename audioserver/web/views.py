@@ -8,12 +8,12 @@ from yarl import URL
 from .. import auth
 from ..errors import BadRequest
 from ..media import waveform
-from ..models import AudioRecord
+from ..models import SORT_COLUMNS, AudioRecord, ListQuery
 from ..names import validate_name
 from . import openapi, uploads
 from .downloads import etag_matches, file_response
 from .keys import auth_key, config_key, library_key, user_key
-from .listing import SORT_COLUMNS, ListQuery, parse_list_query
+from .listing import parse_list_query, query_params
 from .negotiation import wants_html
 from .templating import render
 
@@ -194,14 +194,14 @@ def _ask_name(request: web.Request, route: str) -> web.StreamResponse:
 def _next_page_url(request: web.Request, query: ListQuery, records: list[AudioRecord]) -> URL:
     last = records[-1]
     page = query.next_page(getattr(last, SORT_COLUMNS[query.sort]), last.name)
-    return request.url.join(_url(request, "list").with_query(page.to_params()))
+    return request.url.join(_url(request, "list").with_query(query_params(page)))
 
 
 def _first_page_url(request: web.Request, query: ListQuery) -> URL | None:
     """The same filters and order from the top, when this is a later page."""
     if query.after is None:
         return None
-    return _url(request, "list").with_query(replace(query, after=None).to_params())
+    return _url(request, "list").with_query(query_params(replace(query, after=None)))
 
 
 def _sort_urls(request: web.Request, query: ListQuery) -> dict[str, URL]:
@@ -210,6 +210,6 @@ def _sort_urls(request: web.Request, query: ListQuery) -> dict[str, URL]:
     urls = {}
     for column in SORT_COLUMNS:
         toggled = "-" + column if query.sort == column and not query.descending else column
-        params = [(k, v) for k, v in replace(query, after=None).to_params() if k != "sort"]
+        params = [(k, v) for k, v in query_params(replace(query, after=None)) if k != "sort"]
         urls[column] = _url(request, "list").with_query(params + [("sort", toggled)])
     return urls
