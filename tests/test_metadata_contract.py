@@ -16,8 +16,7 @@ from audioserver.errors import Gone, NameTaken, NotFound, UserExists
 from audioserver.metadata.postgres import PostgresAccounts, PostgresDatabase
 from audioserver.metadata.sqlite import Database
 from audioserver.metadata.sqlite_accounts import Accounts, ApiToken, Session
-from audioserver.models import AudioRecord
-from audioserver.web.listing import ListQuery
+from audioserver.models import AudioRecord, ListQuery
 
 ALICE, BOB = User("alice", "user"), User("bob", "user")
 ANONYMOUS, AS_ALICE, AS_BOB = Viewer(False), Viewer(False, "alice"), Viewer(False, "bob")

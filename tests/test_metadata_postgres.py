@@ -7,6 +7,7 @@ import asyncpg
 import pytest
 
 from audioserver.errors import StartupError
+from audioserver.metadata import sqlite
 from audioserver.metadata.postgres import MIGRATIONS, PostgresDatabase
 
 
@@ -79,3 +80,7 @@ async def test_a_missing_database_stops_start_up_naming_it(postgres):
         await PostgresDatabase(postgres.url("no_such_library")).open()
     assert "no_such_library" in str(caught.value)
     assert "does not exist" in str(caught.value)
+
+
+def test_its_schema_versions_keep_step_with_sqlites():
+    assert len(MIGRATIONS) == len(sqlite.MIGRATIONS)

@@ -16,8 +16,7 @@ import asyncpg
 
 from ..accounts import EVERYTHING, User, Viewer
 from ..errors import Gone, NameTaken, NotFound, StartupError, StorageFull, UserExists
-from ..models import AudioRecord
-from ..web.listing import SORT_COLUMNS, ListQuery
+from ..models import SORT_COLUMNS, AudioRecord, ListQuery
 from .sqlite_accounts import ApiToken, Session
 
 log = logging.getLogger(__name__)
@@ -99,6 +98,12 @@ MIGRATIONS = [
     """,
     """
     ALTER TABLE api_tokens ADD COLUMN expires_at TEXT;
+    """,
+    """
+    -- SQLite's version 4 turns epoch seconds and second-precision times
+    -- into clock.py's one form. Here every time was that form from the
+    -- start: nothing to do but keep the numbers in step.
+    SELECT 1;
     """,
 ]
 
