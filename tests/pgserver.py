@@ -80,15 +80,18 @@ class PostgresServer:
 
     def make_template(self, migrate) -> None:
         """Create the template database and `await migrate(url)` it."""
-        run_async(self._execute(f"CREATE DATABASE {TEMPLATE}"))
+        self.run_sql(f"CREATE DATABASE {TEMPLATE}")
         run_async(migrate(self.url(TEMPLATE)))
 
     def create_database(self, template: str = TEMPLATE) -> str:
         """A new database copied from `template` (template0: an empty one); its URL."""
         name = f"test_{next(self._numbers)}"
-        run_async(self._execute(
-            f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY"))
+        self.run_sql(f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY")
         return self.url(name)
+
+    def run_sql(self, sql: str) -> None:
+        """One statement in the `postgres` database, as the superuser."""
+        run_async(self._execute(sql))
 
     async def _execute(self, sql: str) -> None:
         conn = await asyncpg.connect(self.url("postgres"))
