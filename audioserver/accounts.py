@@ -1,4 +1,4 @@
-"""Accounts: who is asking, and what they may do.
+"""Accounts: who is asking, their sessions and tokens, and what they may do.
 
 A request is made by a signed-in `User` or by nobody (None). In open mode
 (no accounts) nobody may do everything; in users mode, see `may_*` below.
@@ -22,6 +22,32 @@ class User:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class Session:
+    """A browser session, as stored: only a hash of its cookie's value."""
+
+    user: User
+    token_hash: str
+    csrf_token: str
+    created: str  # RFC 3339, as clock.py writes it
+    last_seen: str
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """An API token, as stored (its secret is only ever hashed)."""
+
+    id: int
+    label: str
+    created_at: str
+    last_used_at: str | None
+    expires_at: str | None  # None: until revoked
+
+    def public(self) -> dict:
+        return {"id": self.id, "label": self.label, "created_at": self.created_at,
+                "last_used_at": self.last_used_at, "expires_at": self.expires_at}
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ import secrets
 
 import argon2
 
-from .accounts import EVERYTHING, User, Viewer
+from .accounts import EVERYTHING, ApiToken, Session, User, Viewer
 from .clock import now_rfc3339, seconds_since
 from .config import VISIBILITIES, Config
 from .errors import BadRequest, Forbidden, TooManyRequests, Unauthorized
-from .metadata.sqlite_accounts import Accounts, ApiToken, Session
+from .metadata import AccountStore
 from .models import AudioRecord
 
 SESSION_COOKIE = "audioserver_session"
@@ -58,7 +58,7 @@ def parse_token_lifetime(text: str | None) -> float | None:
 class Auth:
     """The accounts of one server, and the rules of its --auth mode."""
 
-    def __init__(self, accounts: Accounts, config: Config):
+    def __init__(self, accounts: AccountStore, config: Config):
         self.accounts = accounts
         self.config = config
         self.mode = config.auth_mode

@@ -16,7 +16,7 @@ from .clock import now_rfc3339
 from .config import Config
 from .media.probe import ProbePool
 from .media.waveform import Waveforms
-from .metadata.sqlite import Database
+from .metadata import AudioStore, audio_store
 from .models import AudioInfo, AudioRecord
 from .reconcile import check_database_not_lost, database_is_blank, reconcile
 from .storage import meta
@@ -40,12 +40,14 @@ class Staged:
 class Library:
     """The database and the stored files, kept in agreement."""
 
-    def __init__(self, db: Database, storage: LocalStorage, probes: ProbePool,
-                 waveforms: Waveforms):
+    def __init__(self, db: AudioStore, storage: LocalStorage, probes: ProbePool | None,
+                 waveforms: Waveforms | None):
         self.db = db
         self.storage = storage
-        self.probes = probes
+        self.probes = probes  # None when opened without parsers
         self.waveforms = waveforms
+        # Removing an account disowns its files, in their sidecars too.
+        self.accounts = db.accounts(on_disown=self.disown)
 
     async def add(self, staged: list[Staged], owner: str | None = None,
                   visibility: str = "public") -> list[AudioRecord]:
@@ -142,8 +144,11 @@ class Library:
 
 @asynccontextmanager
 async def open_library(config: Config, reconcile_storage: bool = True,
-                       recovering: bool = False):
-    """Open storage, database and parser pools; close whatever was opened.
+                       recovering: bool = False, parsers: bool = True):
+    """Open storage, database and (with `parsers`) the parser pools; close
+    whatever was opened. The server, the supervisor and every command open
+    the library here, each with only what it needs: account commands and
+    the start-up check need no parsers.
 
     Only the server reconciles: an importer running beside it must not take
     the server's in-flight uploads for leftovers. Only `recover` may open a
@@ -157,15 +162,17 @@ async def open_library(config: Config, reconcile_storage: bool = True,
     else:
         storage.check_present()
     async with AsyncExitStack() as stack:
-        db = Database(config.db_path)
+        db = audio_store(config)
         stack.push_async_callback(db.close)  # close() copes with a half-done open()
         await db.open()
-        probes = ProbePool(config.probe_workers, config.probe_timeout)
-        stack.push_async_callback(probes.close)
-        waveform_pool = ProbePool(WAVEFORM_WORKERS, config.probe_timeout)
-        stack.push_async_callback(waveform_pool.close)
-        waveforms = Waveforms(storage, waveform_pool)
-        stack.push_async_callback(waveforms.close)  # first: see its docstring
+        probes = waveforms = None
+        if parsers:
+            probes = ProbePool(config.probe_workers, config.probe_timeout)
+            stack.push_async_callback(probes.close)
+            waveform_pool = ProbePool(WAVEFORM_WORKERS, config.probe_timeout)
+            stack.push_async_callback(waveform_pool.close)
+            waveforms = Waveforms(storage, waveform_pool)
+            stack.push_async_callback(waveforms.close)  # first: see its docstring
         if reconcile_storage:
             await reconcile(db, storage)
         yield Library(db, storage, probes, waveforms)

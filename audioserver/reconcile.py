@@ -11,14 +11,14 @@ import logging
 
 from .config import Config
 from .errors import StartupError
-from .metadata.sqlite import Database
+from .metadata import AudioStore
 from .storage import meta
 from .storage.local import LocalStorage
 
 log = logging.getLogger(__name__)
 
 
-async def reconcile(db: Database, storage: LocalStorage) -> None:
+async def reconcile(db: AudioStore, storage: LocalStorage) -> None:
     rows = await db.storage_keys()
     # A delete interrupted before its row went: the file comes back.
     for key in await asyncio.to_thread(storage.restore_trashed, rows.keys()):
@@ -33,7 +33,7 @@ async def reconcile(db: Database, storage: LocalStorage) -> None:
         # A database that lists nothing beside a store that holds files was
         # lost or replaced: serving it would show an empty library.
         raise StartupError(lost_database_message(len(stored),
-                                                 f"its database {db.path} lists none"))
+                                                 f"its database {db.label} lists none"))
     for leftover in await asyncio.to_thread(storage.remove_temp_leftovers):
         log.warning("removed the unfinished upload %s", leftover)
     for key in sorted(stored - rows.keys()):
@@ -48,7 +48,7 @@ async def reconcile(db: Database, storage: LocalStorage) -> None:
     await _sync_metas(db, storage, stored)
 
 
-async def _sync_metas(db: Database, storage: LocalStorage, stored: set[str]) -> None:
+async def _sync_metas(db: AudioStore, storage: LocalStorage, stored: set[str]) -> None:
     """Make every stored file's sidecar say what its row says: a library from
     before sidecars gets them (so an upgrade is protected at once), and one
     a crash left ahead of its row is put back (the database is the truth)."""
@@ -90,7 +90,7 @@ def database_is_blank(config: Config) -> bool:
 
 
 async def _update_availability(
-    db: Database, storage: LocalStorage, rows: dict, stored: set[str]
+    db: AudioStore, storage: LocalStorage, rows: dict, stored: set[str]
 ) -> None:
     missing = [key for key, (_, available) in rows.items() if available and key not in stored]
     returned = [key for key, (_, available) in rows.items() if not available and key in stored]

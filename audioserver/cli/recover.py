@@ -16,7 +16,7 @@ from ..config import Config
 from ..errors import AudioServerError, NameTaken, UserExists
 from ..clock import now_rfc3339
 from ..library import Library, open_library
-from ..metadata.sqlite_accounts import Accounts
+from ..metadata import AccountStore
 from ..models import AudioRecord
 from ..names import validate_name
 from ..storage import meta
@@ -50,7 +50,7 @@ async def recover(config: Config, merge: bool = False) -> int:
             return 1
         keys = sorted(await asyncio.to_thread(library.storage.stored_keys) - rows.keys())
         progress.total = len(keys)
-        accounts = Accounts(library.db)
+        accounts = library.accounts
         for key in keys:
             progress.show(key)
             try:
@@ -101,7 +101,7 @@ async def _recover_one(library: Library, key: str) -> AudioRecord:
     )
 
 
-async def _recreate_owner(accounts: Accounts, name: str) -> bool:
+async def _recreate_owner(accounts: AccountStore, name: str) -> bool:
     """Make the account `name` if it is gone; whether it was made."""
     if await accounts.password_hash(name) is not None:
         return False

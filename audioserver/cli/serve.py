@@ -3,8 +3,9 @@
 The workers bind the same port with SO_REUSEPORT, so the kernel spreads
 connections over them. They share nothing in memory: every piece of state
 lives in the database or the data directory, so any worker can answer any
-request. The supervisor reconciles storage once before they start, restarts
-a worker that dies, and stops them all on SIGINT or SIGTERM.
+request. The data directory is checked once before anything serves; the
+supervisor starts the workers, restarts a worker that dies, and stops them
+all on SIGINT or SIGTERM.
 
 Stopping, in one process or in each worker: stop listening, let the requests
 in flight finish (up to Config.shutdown_timeout), then close. SIGTERM may
@@ -27,8 +28,6 @@ from aiohttp import web
 from ..config import Config
 from ..errors import StartupError
 from ..library import open_library
-from ..metadata.sqlite import Database
-from ..metadata.sqlite_accounts import Accounts
 from ..parentage import die_with_parent
 from ..reconcile import check_database_not_lost
 from ..web.app import create_app
@@ -48,7 +47,10 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def serve(config: Config) -> None:
     # Before anything opens the database, which would make a lost one anew.
     check_database_not_lost(config)
-    if asyncio.run(_needs_an_admin(config)):
+    # The data directory is checked once, here, whatever serves it next.
+    needs_an_admin = asyncio.run(_prepare(config))
+    config = replace(config, reconcile=False)
+    if needs_an_admin:
         config = replace(config, setup_code=secrets.token_hex(6))
     if config.workers == 1:
         stop_signals = (signal.SIGINT, signal.SIGTERM)
@@ -116,13 +118,11 @@ def _print_url(config: Config) -> None:
 class Supervisor:
     def __init__(self, config: Config):
         self.config = config
-        self.worker_config = replace(config, reconcile=False)
         self.context = multiprocessing.get_context("spawn")
         self.ready = self.context.Queue()
         self.workers: list[multiprocessing.Process] = []
 
     def run(self) -> None:
-        asyncio.run(_reconcile(self.config))
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
         try:
@@ -137,7 +137,7 @@ class Supervisor:
 
     def _start(self) -> multiprocessing.Process:
         process = self.context.Process(target=_worker_main,
-                                       args=(self.worker_config, self.ready, os.getpid()),
+                                       args=(self.config, self.ready, os.getpid()),
                                        name="audioserver-worker")
         process.start()
         return process
@@ -184,23 +184,11 @@ class Supervisor:
                 worker.join()
 
 
-async def _needs_an_admin(config: Config) -> bool:
-    """Users mode with no account yet: then /setup makes the first admin."""
-    if config.auth_mode != "users":
-        return False
-    if not config.db_path.exists():
-        return True
-    db = Database(config.db_path)
-    try:
-        await db.open()
-        return await Accounts(db).count_users() == 0
-    finally:
-        await db.close()
-
-
-async def _reconcile(config: Config) -> None:
-    async with open_library(config):
-        pass
+async def _prepare(config: Config) -> bool:
+    """Reconcile the data directory; and is this users mode with no account
+    yet? Then /setup makes the first admin."""
+    async with open_library(config, parsers=False) as library:
+        return config.auth_mode == "users" and await library.accounts.count_users() == 0
 
 
 def _raise_keyboard_interrupt(signum, frame):

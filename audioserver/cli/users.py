@@ -14,7 +14,6 @@ from ..auth import Auth, parse_token_lifetime
 from ..config import Config
 from ..errors import AudioServerError
 from ..library import open_library
-from ..metadata.sqlite_accounts import Accounts
 
 
 def add_commands(commands, storage_flags) -> None:
@@ -53,8 +52,8 @@ def _password_flag(parser: argparse.ArgumentParser) -> None:
 async def run(config: Config, args: argparse.Namespace) -> int:
     """Run one account command; 0 on success, 1 with a message on stderr otherwise."""
     try:
-        async with open_library(config, reconcile_storage=False) as library:
-            auth = Auth(Accounts(library.db, on_disown=library.disown), config)
+        async with open_library(config, reconcile_storage=False, parsers=False) as library:
+            auth = Auth(library.accounts, config)
             await _COMMANDS[args.command, args.action](auth, args)
     except AudioServerError as exc:
         print(f"audioserver: {exc.detail}", file=sys.stderr)

@@ -13,12 +13,16 @@ import math
 import sqlite3
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiosqlite
 
 from ..accounts import EVERYTHING, Viewer
 from ..errors import Gone, NameTaken, NotFound, StartupError, StorageFull
 from ..models import SORT_COLUMNS, AudioRecord, ListQuery
+
+if TYPE_CHECKING:
+    from .sqlite_accounts import Accounts
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +163,7 @@ class Database:
 
     def __init__(self, path: Path):
         self.path = path
+        self.label = str(path)
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lister: aiosqlite.Connection | None = None
@@ -217,6 +222,12 @@ class Database:
                 for statement in filter(str.strip, script.split(";")):
                     await conn.execute(statement)
                 await conn.execute(f"PRAGMA user_version={number}")
+
+    def accounts(self, on_disown=None) -> "Accounts":
+        """The store of accounts that lives in this database (see
+        sqlite_accounts.Accounts for `on_disown`)."""
+        from .sqlite_accounts import Accounts  # it builds on this module
+        return Accounts(self, on_disown)
 
     # The account store (sqlite_accounts.py) shares these two connections.
 

@@ -7,38 +7,17 @@ a secret a client could sign in with.
 """
 
 import sqlite3
-from dataclasses import dataclass
 
-from ..accounts import User
+from ..accounts import ApiToken, Session, User
 from ..errors import NotFound, UserExists
 from .sqlite import Database
 
 _DELETE_ENDED_SESSIONS = "DELETE FROM sessions WHERE last_seen < ? OR created < ?"
 
 
-@dataclass(frozen=True)
-class Session:
-    user: User
-    token_hash: str
-    csrf_token: str
-    created: str  # RFC 3339, as clock.py writes it
-    last_seen: str
-
 
 _TOKEN_COLUMNS = "api_tokens.id, label, api_tokens.created_at, last_used_at, expires_at"
 
-
-@dataclass(frozen=True)
-class ApiToken:
-    id: int
-    label: str
-    created_at: str
-    last_used_at: str | None
-    expires_at: str | None  # None: until revoked
-
-    def public(self) -> dict:
-        return {"id": self.id, "label": self.label, "created_at": self.created_at,
-                "last_used_at": self.last_used_at, "expires_at": self.expires_at}
 
 
 class Accounts:

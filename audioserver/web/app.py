@@ -5,7 +5,6 @@ from aiohttp import web
 from ..auth import Auth
 from ..config import Config
 from ..library import open_library
-from ..metadata.sqlite_accounts import Accounts
 from ..ratelimit.mmap import RateLimiter, SharedBuckets
 from .auth import auth_middleware, csrf_middleware
 from .bodies import form_middleware
@@ -33,7 +32,7 @@ async def library_ctx(app: web.Application):
 
 
 async def auth_ctx(app: web.Application):
-    auth = Auth(Accounts(app[library_key].db), app[config_key])
+    auth = Auth(app[library_key].accounts, app[config_key])
     if not auth.open:
         await auth.remove_expired_sessions()
     app[auth_key] = auth

@@ -14,14 +14,13 @@ from yarl import URL
 
 from ..auth import SESSION_COOKIE
 from ..errors import Forbidden, Unauthorized
-from .bodies import FORM_TYPES, is_upload
+from .bodies import FORM_TYPES, SAFE_METHODS, is_upload
 from .clients import is_https, requested_host
 from .keys import auth_key, csrf_pending_key, session_key, token_key, user_key
 from .ratelimit import charge
 
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 @web.middleware

@@ -23,6 +23,9 @@ from .keys import config_key
 MALFORMED_BODY = (ValueError, AssertionError, HttpProcessingError)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 UPLOAD_ROUTE = "upload"
+# RFC 9110's safe methods: they change nothing, so they need no CSRF token
+# and spend the reads budget.
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # Every form field but an upload's files, in either encoding: a password,
 # a name, a CSRF token, a path to return to.
 MAX_FIELD_SIZE = 4096

@@ -2,11 +2,10 @@
 
 from aiohttp import web
 
-from ..accounts import User
+from ..accounts import ApiToken, Session, User
 from ..auth import Auth
 from ..config import Config
 from ..library import Library
-from ..metadata.sqlite_accounts import ApiToken, Session
 from ..ratelimit.mmap import Decision, RateLimiter
 
 config_key = web.AppKey("config", Config)

@@ -1,23 +1,20 @@
 """Rate limits on the wire: which budget a request spends, whose it is,
-the 429, and the RateLimit-* headers on every answer (ratelimit.py keeps
+the 429, and the RateLimit-* headers on every answer (ratelimit/ keeps
 the buckets)."""
 
 from aiohttp import web
 
 from ..errors import TooManyRequests
-from .bodies import is_upload
+from .bodies import SAFE_METHODS, is_upload
 from .clients import client_address
 from .keys import ratelimit_decision_key, ratelimiter_key, user_key
-
-READ_METHODS = ("GET", "HEAD", "OPTIONS")
-
 
 def budget_of(request: web.Request) -> str | None:
     """Which budget a request spends; None for the stylesheet and scripts,
     which every page loads and which cost next to nothing."""
     if request.path.startswith("/static/"):
         return None
-    if request.method in READ_METHODS:
+    if request.method in SAFE_METHODS:  # what changes nothing is a read
         return "reads"
     return "uploads" if is_upload(request) else "writes"
 
