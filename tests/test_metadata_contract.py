@@ -7,15 +7,17 @@ callers must not be able to tell the backends apart.
 
 import asyncio
 import dataclasses
+import inspect
 import itertools
 
 import pytest
 
-from audioserver.accounts import EVERYTHING, User, Viewer
+from audioserver.accounts import EVERYTHING, ApiToken, Session, User, Viewer
 from audioserver.errors import Gone, NameTaken, NotFound, UserExists
+from audioserver.metadata import AccountStore, AudioStore
 from audioserver.metadata.postgres import PostgresAccounts, PostgresDatabase
 from audioserver.metadata.sqlite import Database
-from audioserver.metadata.sqlite_accounts import Accounts, ApiToken, Session
+from audioserver.metadata.sqlite_accounts import Accounts
 from audioserver.models import AudioRecord, ListQuery
 
 ALICE, BOB = User("alice", "user"), User("bob", "user")
@@ -47,11 +49,8 @@ class Backend:
                          else request.getfixturevalue("postgres_url"))
 
     def make(self, where):
-        if self.name == "sqlite":
-            db = Database(where)
-            return db, Accounts(db)
-        db = PostgresDatabase(where, max_size=4)
-        return db, PostgresAccounts(db)
+        db = Database(where) if self.name == "sqlite" else PostgresDatabase(where, max_size=4)
+        return db, db.accounts()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -395,7 +394,7 @@ async def test_removing_a_user_takes_its_sessions_and_tokens_and_disowns_its_fil
 
     async def on_disown(keys):
         disowned.append(keys)
-    await type(accounts)(db, on_disown=on_disown).remove_user("alice")
+    await db.accounts(on_disown=on_disown).remove_user("alice")
     assert disowned == [["key-a.wav"]]
     assert await accounts.password_hash("alice") is None
     assert await accounts.session("s1") is None
@@ -414,7 +413,7 @@ async def test_a_removal_whose_disown_hook_fails_leaves_the_account(db, accounts
     async def on_disown(keys):
         raise OSError("cannot rewrite the sidecars")
     with pytest.raises(OSError):
-        await type(accounts)(db, on_disown=on_disown).remove_user("alice")
+        await db.accounts(on_disown=on_disown).remove_user("alice")
     assert await accounts.password_hash("alice") == (ALICE, "hash-of-alice")
     assert (await db.get("a.wav")).owner == "alice"
 
@@ -493,3 +492,16 @@ async def test_concurrent_failures_of_one_key_across_instances_all_count(stores)
     # Only the count: which time is kept last when instances race differs
     # (SQLite keeps the last committed, PostgreSQL the latest).
     assert (await first.failures(["user:alice"]))[0] == 10
+
+
+@pytest.mark.parametrize("interface, stores", [
+    (AudioStore, (Database, PostgresDatabase)),
+    (AccountStore, (Accounts, PostgresAccounts)),
+], ids=["audio", "accounts"])
+def test_every_backend_has_the_interfaces_methods_with_its_parameters(interface, stores):
+    for name, method in vars(interface).items():
+        if callable(method) and not name.startswith("_"):
+            expected = list(inspect.signature(method).parameters)
+            for store in stores:
+                assert list(inspect.signature(getattr(store, name)).parameters) == expected, \
+                    (store, name)

@@ -73,6 +73,7 @@ async def test_an_unreachable_server_stops_start_up_in_one_line_without_the_pass
     message = str(caught.value)
     assert "127.0.0.1" in message and "library" in message and "\n" not in message
     assert "s3cret" not in message
+    assert "s3cret" not in PostgresDatabase(url).label
 
 
 async def test_a_missing_database_stops_start_up_naming_it(postgres):

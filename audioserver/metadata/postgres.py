@@ -14,10 +14,9 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from ..accounts import EVERYTHING, User, Viewer
+from ..accounts import EVERYTHING, ApiToken, Session, User, Viewer
 from ..errors import Gone, NameTaken, NotFound, StartupError, StorageFull, UserExists
 from ..models import SORT_COLUMNS, AudioRecord, ListQuery
-from .sqlite_accounts import ApiToken, Session
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +124,10 @@ class PostgresDatabase:
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10):
         self.url = url
+        # Host and database only: the URL may carry a password.
+        parts = urllib.parse.urlsplit(url)
+        self.label = (f"postgresql://{parts.hostname or 'localhost'}:{parts.port or 5432}"
+                      f"/{parts.path.lstrip('/')}")
         self.min_size, self.max_size = min_size, max_size
         self._pool: asyncpg.Pool | None = None
         self._counts: dict[tuple[str, tuple], int] = {}
@@ -154,14 +157,10 @@ class PostgresDatabase:
         self._pool = None
 
     def _unusable(self, exc: BaseException, advice: str) -> StartupError:
-        """The one line an operator reads. It names the host and database
-        only: the URL may carry a password."""
-        url = urllib.parse.urlsplit(self.url)
-        where = f"{url.hostname or 'localhost'}:{url.port or 5432}/{url.path.lstrip('/')}"
+        """The one line an operator reads."""
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return StartupError(
-            f"cannot use the PostgreSQL database {where} ({reason}); nothing was changed. "
-            + advice)
+            f"cannot use the database {self.label} ({reason}); nothing was changed. " + advice)
 
     async def _migrate(self) -> None:
         """Bring the schema up to date, one instance at a time: the others
@@ -177,6 +176,11 @@ class PostgresDatabase:
                 await conn.execute(
                     "INSERT INTO schema_version VALUES ($1, to_char(now() AT TIME ZONE 'UTC',"
                     " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))", number)
+
+    def accounts(self, on_disown=None) -> "PostgresAccounts":
+        """The store of accounts that lives in this database (see
+        PostgresAccounts for `on_disown`)."""
+        return PostgresAccounts(self, on_disown)
 
     @asynccontextmanager
     async def transaction(self, changes_audio: bool = True):
@@ -393,7 +397,9 @@ class PostgresAccounts:
     data_version: sign-ins must not throw away every kept count."""
 
     def __init__(self, db: PostgresDatabase, on_disown=None):
-        """`on_disown(storage_keys)`: as in sqlite_accounts.Accounts."""
+        """`on_disown(storage_keys)`, if given, runs inside the transaction
+        that removes an account, for the files it owned, and returns an async
+        undo for when the commit fails."""
         self.db = db
         self.on_disown = on_disown
 
