@@ -33,7 +33,8 @@ SELECT name, name, 'key-' || i, (i * 7919 % 36000) / 10.0, i * 100, 44100, 1 + i
        'WAV', 'PCM_16', 'audio/wav', 1000 + i * 104729 % 10000000, md5(i::text),
        to_char(timestamp '2026-01-01' + i * interval '1 second',
                'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-FROM (SELECT i, md5('name' || i) || '.wav' AS name FROM generate_series(1::bigint, $1) AS i) AS rows
+FROM (SELECT i, md5('name' || i) || '.wav' AS name
+      FROM generate_series(1::bigint, $1) AS i) AS rows
 """
 # The same columns, keys and indexes as `audio`, partitioned by name: every
 # unique key contains name, which is what partitioning (and Citus) needs.

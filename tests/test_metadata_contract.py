@@ -15,7 +15,8 @@ import pytest
 from audioserver.accounts import EVERYTHING, ApiToken, Session, User, Viewer
 from audioserver.errors import Gone, NameTaken, NotFound, UserExists
 from audioserver.metadata import AccountStore, AudioStore
-from audioserver.metadata.postgres import PostgresAccounts, PostgresDatabase
+from audioserver.metadata.postgres import PostgresDatabase
+from audioserver.metadata.postgres_accounts import PostgresAccounts
 from audioserver.metadata.sqlite import Database
 from audioserver.metadata.sqlite_accounts import Accounts
 from audioserver.models import AudioRecord, ListQuery
