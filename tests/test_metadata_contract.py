@@ -506,3 +506,21 @@ def test_every_backend_has_the_interfaces_methods_with_its_parameters(interface,
             for store in stores:
                 assert list(inspect.signature(getattr(store, name)).parameters) == expected, \
                     (store, name)
+
+
+async def test_a_delete_cancelled_inside_its_hook_leaves_the_row_and_the_store_usable(db):
+    """aiohttp cancels a handler whose client goes away, at any await."""
+    await db.insert([record("a.wav")])
+    entered = asyncio.Event()
+
+    async def hook(deleted):
+        entered.set()
+        await asyncio.Event().wait()
+    deleting = asyncio.create_task(db.delete("a.wav", before_commit=hook))
+    await entered.wait()
+    deleting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await deleting
+    assert await db.get("a.wav") == record("a.wav")
+    await db.delete("a.wav")
+    assert not await db.exists("a.wav")
