@@ -20,6 +20,7 @@ from .config import (
     defaults_from_environment,
     parse_address,
     parse_allowed_host,
+    parse_database,
     parse_rate,
     parse_seconds,
     parse_size,
@@ -106,6 +107,9 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
 def _add_storage_flags(parser: argparse.ArgumentParser, defaults: dict) -> None:
     parser.add_argument("--data-dir", type=Path, default=defaults["data_dir"],
                         help="where the database and the files live (default ./data)")
+    parser.add_argument("--database", type=_flag(parse_database), default=defaults["database"],
+                        metavar="URL", help="the metadata database: a SQLite file's path or "
+                        "sqlite:///PATH (default: audioserver.sqlite3 in --data-dir)")
     parser.add_argument("--max-upload-size", type=_flag(parse_size),
                         default=defaults["max_upload_size"], metavar="SIZE",
                         help="largest file accepted, in bytes or with K, M, G (default 2G)")

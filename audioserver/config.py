@@ -105,6 +105,18 @@ def parse_rate(text: str) -> Rate | None:
     return Rate(int(match.group(1)), seconds, name)
 
 
+def parse_database(text: str) -> str:
+    """--database: a SQLite file, as a path or sqlite:PATH (sqlite:///var/a.db
+    for an absolute one), given as its path."""
+    path = text.strip()
+    if path.startswith("sqlite:"):
+        path = path.removeprefix("sqlite:")
+        path = path[2:] if path.startswith("///") else path
+    if not path or "://" in path:
+        raise ValueError(f"{text!r} is not a database: give a file's path or sqlite:///PATH")
+    return path
+
+
 def parse_seconds(text: str) -> float:
     """A positive, finite number of seconds."""
     try:
@@ -193,6 +205,9 @@ class Config:
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     body_min_rate: int = DEFAULT_BODY_MIN_RATE
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    # The metadata store, as parse_database gives it; None: the data
+    # directory's SQLite file.
+    database: str | None = None
     # None: no limit on that budget.
     read_rate: Rate | None = parse_rate(DEFAULT_READ_RATE)
     write_rate: Rate | None = parse_rate(DEFAULT_WRITE_RATE)
@@ -200,7 +215,10 @@ class Config:
 
     @property
     def db_path(self) -> Path:
-        return self.data_dir / "audioserver.sqlite3"
+        """The SQLite file: --database's, or the data directory's."""
+        if self.database is None:
+            return self.data_dir / "audioserver.sqlite3"
+        return Path(self.database)
 
     @property
     def ratelimit_path(self) -> Path:
@@ -257,6 +275,7 @@ ENVIRONMENT = {
     "host": ("AUDIOSERVER_HOST", str),
     "port": ("AUDIOSERVER_PORT", int),
     "data_dir": ("AUDIOSERVER_DATA_DIR", Path),
+    "database": ("AUDIOSERVER_DATABASE", parse_database),
     "max_upload_size": ("AUDIOSERVER_MAX_UPLOAD_SIZE", parse_size),
     "workers": ("AUDIOSERVER_WORKERS", int),
     "auth": ("AUDIOSERVER_AUTH", auth_mode),

@@ -18,7 +18,7 @@ from .media.probe import ProbePool
 from .media.waveform import Waveforms
 from .metadata import AudioStore, audio_store
 from .models import AudioInfo, AudioRecord
-from .reconcile import check_database_not_lost, database_is_blank, reconcile
+from .reconcile import check_not_lost, reconcile
 from .storage import meta
 from .storage.local import LocalStorage, Upload
 
@@ -152,17 +152,15 @@ async def open_library(config: Config, reconcile_storage: bool = True,
 
     Only the server reconciles: an importer running beside it must not take
     the server's in-flight uploads for leftovers. Only `recover` may open a
-    lost database (see check_database_not_lost).
+    lost database (see check_not_lost).
     """
     storage = LocalStorage(config.data_dir)
-    if not recovering:
-        check_database_not_lost(config, storage)
-    if database_is_blank(config):
-        storage.create()
-    else:
+    db = audio_store(config)
+    if recovering or not await check_not_lost(db, storage):
         storage.check_present()
+    else:
+        storage.create()
     async with AsyncExitStack() as stack:
-        db = audio_store(config)
         stack.push_async_callback(db.close)  # close() copes with a half-done open()
         await db.open()
         probes = waveforms = None

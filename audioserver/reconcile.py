@@ -9,7 +9,6 @@ unfinished temporary uploads, and derived files whose audio file is gone.
 import asyncio
 import logging
 
-from .config import Config
 from .errors import StartupError
 from .metadata import AudioStore
 from .storage import meta
@@ -61,32 +60,24 @@ async def _sync_metas(db: AudioStore, storage: LocalStorage, stored: set[str]) -
                     len(written), "s" if len(written) != 1 else "")
 
 
-def check_database_not_lost(config: Config, storage: LocalStorage | None = None) -> None:
-    """Stored files without a database are a lost database, not a new
-    install: starting would make an empty library and hide every file."""
-    storage = storage or LocalStorage(config.data_dir)
-    if not database_is_blank(config):
-        return
-    stored = storage.count_stored()
-    if stored:
-        what = "is missing" if not config.db_path.exists() else "is empty (0 bytes)"
-        raise StartupError(lost_database_message(stored, f"its database {config.db_path} {what}"))
+async def check_not_lost(db: AudioStore, storage: LocalStorage) -> bool:
+    """Whether `db` is blank (a new library), before anything opens it.
+
+    Stored files beside a blank database are a lost database, not a new
+    install: starting would make an empty library and hide every file, so
+    that is a StartupError, and nothing is changed."""
+    blank = await db.is_blank()
+    if blank and (stored := await asyncio.to_thread(storage.count_stored)):
+        raise StartupError(lost_database_message(stored, f"its database {db.label} {blank}"))
+    return bool(blank)
 
 
 def lost_database_message(stored: int, what: str) -> str:
     return (
         f"the data directory holds {stored} stored audio file{'s' if stored != 1 else ''} but "
-        f"{what}. Restore audioserver.sqlite3 from a backup, or rebuild the library from "
+        f"{what}. Restore the database from a backup, or rebuild the library from "
         "the stored files with `python -m audioserver recover`. Nothing was changed."
     )
-
-
-def database_is_blank(config: Config) -> bool:
-    """No database yet, or a file of 0 bytes (SQLite would take it for a new one)."""
-    try:
-        return config.db_path.stat().st_size == 0
-    except FileNotFoundError:
-        return True
 
 
 async def _update_availability(

@@ -1,13 +1,16 @@
 import pytest
 
+import audiofiles
 from audioserver.config import (
     Config,
     defaults_from_environment,
     parse_allowed_hosts,
+    parse_database,
     parse_host_name,
     parse_size,
 )
 from audioserver.web.templating import format_duration, format_size
+from serverprocess import ServerProcess, audioserver
 
 
 @pytest.mark.parametrize("text, size", [
@@ -86,3 +89,40 @@ def test_the_shutdown_timeout_is_a_positive_number_of_seconds():
     for bad in ["0", "-1", "soon", "inf"]:
         with pytest.raises(ValueError, match="AUDIOSERVER_SHUTDOWN_TIMEOUT"):
             defaults_from_environment({"AUDIOSERVER_SHUTDOWN_TIMEOUT": bad})
+
+
+@pytest.mark.parametrize("text, path", [
+    ("library.sqlite3", "library.sqlite3"), ("/var/lib/a.db", "/var/lib/a.db"),
+    ("sqlite:///var/lib/a.db", "/var/lib/a.db"), ("sqlite:relative.db", "relative.db"),
+])
+def test_a_sqlite_database_is_a_path(text, path):
+    assert parse_database(text) == path
+    assert Config(database=parse_database(text)).db_path.as_posix() == path
+
+
+@pytest.mark.parametrize("text", ["", "sqlite:", "mysql://host/db"])
+def test_what_is_not_a_database_says_so(text):
+    with pytest.raises(ValueError, match="is not a database"):
+        parse_database(text)
+
+
+def test_the_database_may_live_outside_the_data_directory(tmp_path):
+    """--database and AUDIOSERVER_DATABASE put the SQLite file where they
+    say, for the server and the commands alike."""
+    elsewhere = tmp_path / "db" / "library.sqlite3"
+    elsewhere.parent.mkdir()
+    server = ServerProcess(tmp_path / "data", tmp_path, workers=1,
+                           env={"AUDIOSERVER_DATABASE": str(elsewhere)})
+    try:
+        server.start()
+        assert server.put("a.wav", audiofiles.wav())[0] == 201
+        assert server.stop() == 0
+        assert elsewhere.stat().st_size > 0
+        assert not (server.data_dir / "audioserver.sqlite3").exists()
+        server.start()  # the variable again: the same library
+        assert server.names() == ["a.wav"]
+    finally:
+        server.kill()
+    listed = audioserver(server.data_dir, "user", "list", "--database", f"sqlite://{elsewhere}")
+    assert listed.returncode == 0, listed.stderr
+    assert not (server.data_dir / "audioserver.sqlite3").exists()

@@ -29,7 +29,6 @@ from ..config import Config
 from ..errors import StartupError
 from ..library import open_library
 from ..parentage import die_with_parent
-from ..reconcile import check_database_not_lost
 from ..web.app import create_app
 from ..web.draining import InFlight, inflight_middleware
 
@@ -45,9 +44,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def serve(config: Config) -> None:
-    # Before anything opens the database, which would make a lost one anew.
-    check_database_not_lost(config)
-    # The data directory is checked once, here, whatever serves it next.
+    # The data directory is checked once, here, whatever serves it next
+    # (and first of all, a lost database: see reconcile.check_not_lost).
     needs_an_admin = asyncio.run(_prepare(config))
     config = replace(config, reconcile=False)
     if needs_an_admin:

@@ -31,6 +31,10 @@ class AudioStore(Protocol):
     # Where the store is, for messages to the operator (never a password).
     label: str
 
+    async def is_blank(self) -> str | None:
+        """Before open(): why this is a database never written to (a new
+        library, or a lost one), e.g. "is missing"; None if it has a schema."""
+
     async def open(self) -> None:
         """Connect and migrate; StartupError with one line if that cannot be done."""
 

@@ -172,11 +172,18 @@ class Database:
         self._counts: dict[tuple[str, tuple], int] = {}
         self._counts_version: int | None = None
 
+    async def is_blank(self) -> str | None:
+        """No file, or an empty one (which SQLite would take for a new database)."""
+        try:
+            return "is empty (0 bytes)" if self.path.stat().st_size == 0 else None
+        except FileNotFoundError:
+            return "is missing"
+
     async def open(self) -> None:
         """Open and migrate. A file SQLite cannot use is a StartupError, and
         is left exactly as it was: nothing is created or migrated over it.
         (An empty file, which SQLite takes for a new database, is a lost one
-        when files are stored: reconcile.check_database_not_lost says so
+        when files are stored: reconcile.check_not_lost says so
         before anything opens it.)"""
         try:
             self._writer = await self._connect()
