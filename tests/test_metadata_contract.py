@@ -524,3 +524,12 @@ async def test_a_delete_cancelled_inside_its_hook_leaves_the_row_and_the_store_u
     assert await db.get("a.wav") == record("a.wav")
     await db.delete("a.wav")
     assert not await db.exists("a.wav")
+
+
+async def test_a_database_says_whether_it_was_ever_written_to(backend, stores):
+    new = backend.new()
+    assert isinstance(await backend.make(new)[0].is_blank(), str)
+    await stores(new)
+    assert await backend.make(new)[0].is_blank() is None
+    await stores()
+    assert await backend.make(backend.migrated)[0].is_blank() is None

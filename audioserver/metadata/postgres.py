@@ -118,6 +118,8 @@ COLUMNS = (
 MIGRATION_LOCK = 0x617564696F
 BUMP_VERSION = "UPDATE data_version SET version = version + 1"
 CONNECT_TIMEOUT = 10.0
+CONNECT_ADVICE = ("Check that the server runs, that the database exists and that the user "
+                  "and password in --database are right")
 DISK_FULL = ("the database server's disk is full; nothing was changed. Try again later "
              "or ask the operator to free space")
 MAX_KEPT_COUNTS = 1000
@@ -137,6 +139,19 @@ class PostgresDatabase:
         self._counts: dict[tuple[str, tuple], int] = {}
         self._counts_version: int | None = None
 
+    async def is_blank(self) -> str | None:
+        """Before open(): whether the database has never held our schema (a
+        new library, or a lost one). Unreachable is a StartupError."""
+        try:
+            conn = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise self._unusable(exc, CONNECT_ADVICE) from None
+        try:
+            found = await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")
+        finally:
+            await conn.close()
+        return None if found else "has no tables yet"
+
     async def open(self) -> None:
         """Connect and migrate; StartupError in one line if that fails."""
         try:
@@ -144,9 +159,7 @@ class PostgresDatabase:
                 self.url, min_size=self.min_size, max_size=self.max_size,
                 timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise self._unusable(exc, "Check that the server runs, that the database exists "
-                                      "and that the user and password in --database are right"
-                                 ) from None
+            raise self._unusable(exc, CONNECT_ADVICE) from None
         try:
             await self._migrate()
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
