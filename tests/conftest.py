@@ -1,4 +1,5 @@
 import pytest
+from pgserver import PostgresServer
 
 import audiofiles
 from audioserver.config import Config
@@ -38,3 +39,29 @@ def upload(client):
 def browser_headers() -> dict:
     """What a browser sends: it prefers a page to JSON."""
     return {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL cluster for the whole session, with a
+    migrated template database."""
+    from audioserver.metadata.postgres import PostgresDatabase
+
+    async def migrate(url: str) -> None:
+        db = PostgresDatabase(url)
+        await db.open()
+        await db.close()
+
+    server = PostgresServer()
+    try:
+        server.start()
+        server.make_template(migrate)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres) -> str:
+    """A fresh, migrated database of its own for one test."""
+    return postgres.create_database()
