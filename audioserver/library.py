@@ -156,13 +156,20 @@ async def open_library(config: Config, reconcile_storage: bool = True,
     """
     storage = LocalStorage(config.data_dir)
     db = audio_store(config)
-    if recovering or not await check_not_lost(db, storage):
-        storage.check_present()
-    else:
-        storage.create()
+    blank = not recovering and await check_not_lost(db, storage)
+    if blank:
+        storage.create()  # a new library (and SQLite's file goes in its directory)
     async with AsyncExitStack() as stack:
         stack.push_async_callback(db.close)  # close() copes with a half-done open()
         await db.open()
+        if not blank:
+            # A database that lists files must find their storage: a missing
+            # one is an unmounted disk, not a new library. One that lists none
+            # (a PostgreSQL database made empty for us) starts a new library.
+            if await db.storage_keys():
+                storage.check_present()
+            else:
+                storage.create()
         probes = waveforms = None
         if parsers:
             probes = ProbePool(config.probe_workers, config.probe_timeout)
