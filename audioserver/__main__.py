@@ -20,6 +20,7 @@ from .config import (
     defaults_from_environment,
     parse_address,
     parse_allowed_host,
+    parse_count,
     parse_database,
     parse_rate,
     parse_seconds,
@@ -39,7 +40,7 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
                         help="address to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=defaults["port"],
                         help="port to listen on (default %(default)s)")
-    parser.add_argument("--workers", type=_positive, default=defaults["workers"],
+    parser.add_argument("--workers", type=_flag(parse_count), default=defaults["workers"],
                         help="serving processes sharing the port (default: one per core, "
                         "%(default)s here)")
     parser.add_argument("--auth", choices=AUTH_MODES, default=defaults["auth"],
@@ -108,17 +109,15 @@ def _add_storage_flags(parser: argparse.ArgumentParser, defaults: dict) -> None:
     parser.add_argument("--data-dir", type=Path, default=defaults["data_dir"],
                         help="where the database and the files live (default ./data)")
     parser.add_argument("--database", type=_flag(parse_database), default=defaults["database"],
-                        metavar="URL", help="the metadata database: a SQLite file's path or "
-                        "sqlite:///PATH (default: audioserver.sqlite3 in --data-dir)")
+                        metavar="URL", help="the metadata database: a SQLite file's path, "
+                        "sqlite:///PATH, or postgresql://USER:PASSWORD@HOST:PORT/DB "
+                        "(default: audioserver.sqlite3 in --data-dir)")
+    parser.add_argument("--database-pool", type=_flag(parse_count),
+                        default=defaults["database_pool"], metavar="N", help="PostgreSQL connections per process at most "
+                        "(default %(default)s)")
     parser.add_argument("--max-upload-size", type=_flag(parse_size),
                         default=defaults["max_upload_size"], metavar="SIZE",
                         help="largest file accepted, in bytes or with K, M, G (default 2G)")
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
-    return int(text)
 
 
 def _flag(parse):

@@ -4,6 +4,7 @@ import ipaddress
 import math
 import os
 import re
+import urllib.parse
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -14,6 +15,10 @@ from pathlib import Path
 STATIC_DIR = Path(str(resources.files("audioserver.web").joinpath("static")))
 
 DEFAULT_HOST = "127.0.0.1"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+# Per process: with 2 workers on each of 4 instances, 80 of PostgreSQL's
+# default 100 connections.
+DEFAULT_DATABASE_POOL = 10
 DEFAULT_PORT = 8080
 DEFAULT_DATA_DIR = "data"
 DEFAULT_MAX_UPLOAD_SIZE = 2 * 1024**3
@@ -105,15 +110,30 @@ def parse_rate(text: str) -> Rate | None:
     return Rate(int(match.group(1)), seconds, name)
 
 
+def parse_count(text: str) -> int:
+    """A whole number of 1 or more (workers, connections)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"{text!r} is not a whole number of 1 or more")
+    return int(text)
+
+
 def parse_database(text: str) -> str:
-    """--database: a SQLite file, as a path or sqlite:PATH (sqlite:///var/a.db
+    """--database: a PostgreSQL URL (postgresql://USER:PASSWORD@HOST:PORT/DB),
+    kept as it is, or a SQLite file, as a path or sqlite:PATH (sqlite:///var/a.db
     for an absolute one), given as its path."""
     path = text.strip()
+    if path.startswith(POSTGRES_SCHEMES):
+        parts = urllib.parse.urlsplit(path)
+        if not parts.path.strip("/"):
+            raise ValueError(f"{parts.scheme}://{parts.hostname or ''}/ is not a database: "
+                             "name one, as in postgresql://USER:PASSWORD@HOST:5432/DB")
+        return path
     if path.startswith("sqlite:"):
         path = path.removeprefix("sqlite:")
         path = path[2:] if path.startswith("///") else path
     if not path or "://" in path:
-        raise ValueError(f"{text!r} is not a database: give a file's path or sqlite:///PATH")
+        raise ValueError(f"{text!r} is not a database: give a SQLite file's path, "
+                         "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB")
     return path
 
 
@@ -208,10 +228,16 @@ class Config:
     # The metadata store, as parse_database gives it; None: the data
     # directory's SQLite file.
     database: str | None = None
+    # PostgreSQL connections each process keeps at most (--database-pool).
+    database_pool: int = DEFAULT_DATABASE_POOL
     # None: no limit on that budget.
     read_rate: Rate | None = parse_rate(DEFAULT_READ_RATE)
     write_rate: Rate | None = parse_rate(DEFAULT_WRITE_RATE)
     upload_rate: Rate | None = parse_rate(DEFAULT_UPLOAD_RATE)
+
+    @property
+    def on_postgres(self) -> bool:
+        return self.database is not None and self.database.startswith(POSTGRES_SCHEMES)
 
     @property
     def db_path(self) -> Path:
@@ -276,8 +302,9 @@ ENVIRONMENT = {
     "port": ("AUDIOSERVER_PORT", int),
     "data_dir": ("AUDIOSERVER_DATA_DIR", Path),
     "database": ("AUDIOSERVER_DATABASE", parse_database),
+    "database_pool": ("AUDIOSERVER_DATABASE_POOL", parse_count),
     "max_upload_size": ("AUDIOSERVER_MAX_UPLOAD_SIZE", parse_size),
-    "workers": ("AUDIOSERVER_WORKERS", int),
+    "workers": ("AUDIOSERVER_WORKERS", parse_count),
     "auth": ("AUDIOSERVER_AUTH", auth_mode),
     "default_visibility": ("AUDIOSERVER_DEFAULT_VISIBILITY", visibility),
     "read_rate": ("AUDIOSERVER_READ_RATE", parse_rate),

@@ -19,8 +19,8 @@ from .media.waveform import Waveforms
 from .metadata import AudioStore, audio_store
 from .models import AudioInfo, AudioRecord
 from .reconcile import check_not_lost, reconcile
-from .storage import meta
-from .storage.local import LocalStorage, Upload
+from .storage import Storage, meta, storage_for
+from .storage.staging import Upload
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class Staged:
 class Library:
     """The database and the stored files, kept in agreement."""
 
-    def __init__(self, db: AudioStore, storage: LocalStorage, probes: ProbePool | None,
+    def __init__(self, db: AudioStore, storage: Storage, probes: ProbePool | None,
                  waveforms: Waveforms | None):
         self.db = db
         self.storage = storage
@@ -53,6 +53,7 @@ class Library:
                   visibility: str = "public") -> list[AudioRecord]:
         """Probe and store all of `staged`, or none of them."""
         try:
+            # Staged uploads are local files whatever the backend (staging.py).
             infos = [await self.probes.probe(item.upload.path, item.name) for item in staged]
         except BaseException:
             await self.discard(staged)
@@ -135,10 +136,10 @@ class Library:
                 old[key] = data
             except ValueError:
                 pass  # missing or unreadable: the next start writes it from the row
-        await asyncio.to_thread(self.storage.sync_metas, new)
+        await self.storage.sync_metas(new)
 
         async def undo():
-            await asyncio.to_thread(self.storage.sync_metas, old)
+            await self.storage.sync_metas(old)
         return undo
 
 
@@ -154,15 +155,22 @@ async def open_library(config: Config, reconcile_storage: bool = True,
     the server's in-flight uploads for leftovers. Only `recover` may open a
     lost database (see check_not_lost).
     """
-    storage = LocalStorage(config.data_dir)
+    storage = storage_for(config)
     db = audio_store(config)
-    if recovering or not await check_not_lost(db, storage):
-        storage.check_present()
-    else:
-        storage.create()
+    blank = not recovering and await check_not_lost(db, storage)
+    if blank:
+        await storage.create()  # a new library (and SQLite's file goes in its directory)
     async with AsyncExitStack() as stack:
         stack.push_async_callback(db.close)  # close() copes with a half-done open()
         await db.open()
+        if not blank:
+            # A database that lists files must find their storage: a missing
+            # one is an unmounted disk, not a new library. One that lists none
+            # (a PostgreSQL database made empty for us) starts a new library.
+            if await db.storage_keys():
+                await storage.check_present()
+            else:
+                await storage.create()
         probes = waveforms = None
         if parsers:
             probes = ProbePool(config.probe_workers, config.probe_timeout)

@@ -1,7 +1,13 @@
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+
+import asyncpg
 import pytest
-from pgserver import PostgresServer
 
 import audiofiles
+from pgserver import PostgresServer
 from audioserver.config import Config
 from audioserver.web.app import create_app
 from audioserver.web.keys import library_key
@@ -9,10 +15,46 @@ from audioserver.web.keys import library_key
 MAX_UPLOAD_SIZE = 4 * 1024 * 1024
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request) -> str:
+    """The metadata store under the test: every test of the API runs on both."""
+    return request.param
+
+
 @pytest.fixture
-def config(tmp_path) -> Config:
-    return Config(data_dir=tmp_path / "data", max_upload_size=MAX_UPLOAD_SIZE,
-                  probe_timeout=10, probe_workers=1)
+def config(tmp_path, backend, request) -> Config:
+    database = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    return Config(data_dir=tmp_path / "data", database=database,
+                  max_upload_size=MAX_UPLOAD_SIZE, probe_timeout=10, probe_workers=1)
+
+
+@pytest.fixture
+def db_rows(config):
+    """Run one SQL statement (with ? for parameters) on the test's database,
+    whichever backend it is, and return its rows as tuples: for checks and
+    changes behind the API's back."""
+    if config.on_postgres:
+        return lambda sql, params=(): _postgres_rows(config.database, sql, params)
+
+    def rows(sql: str, params=()) -> list[tuple]:
+        with closing(sqlite3.connect(config.db_path)) as conn, conn:
+            return conn.execute(sql, params).fetchall()
+    return rows
+
+
+def _postgres_rows(url: str, sql: str, params) -> list[tuple]:
+    pieces = sql.split("?")
+    numbered = pieces[0] + "".join(f"${i}{piece}" for i, piece in enumerate(pieces[1:], 1))
+
+    async def run() -> list[tuple]:
+        conn = await asyncpg.connect(url)
+        try:
+            return [tuple(row) for row in await conn.fetch(numbered, *params)]
+        finally:
+            await conn.close()
+    # Tests call this from inside their own event loop: run it in another.
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, run()).result()
 
 
 @pytest.fixture

@@ -32,6 +32,13 @@ def audioserver(data_dir: Path, *args: str, stdin: str = "") -> subprocess.Compl
                           timeout=60)
 
 
+def command(config, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    """A command on the library of `config` (an audioserver Config), whichever
+    its database."""
+    database = ("--database", config.database) if config.database else ()
+    return audioserver(config.data_dir, *args, *database, stdin=stdin)
+
+
 def account(data_dir: Path, name: str, password: str, *flags: str) -> dict:
     """A new account made with `user add`, and the headers of an API token
     made for it with `token create`."""

@@ -6,7 +6,7 @@ as it can while the listing is read: every answer must agree with itself.
 
 import asyncio
 
-from audioserver.metadata.sqlite import Database
+from audioserver.metadata import AudioStore, audio_store
 from audioserver.models import AudioRecord
 
 LISTINGS = 300
@@ -19,7 +19,7 @@ def record(name: str) -> AudioRecord:
                        visibility="public", storage_key=name.encode().hex())
 
 
-async def churn(db: Database, stop: asyncio.Event) -> int:
+async def churn(db: AudioStore, stop: asyncio.Event) -> int:
     """Add and remove a row until told to stop; how many times."""
     rounds = 0
     while not stop.is_set():
@@ -32,7 +32,7 @@ async def churn(db: Database, stop: asyncio.Event) -> int:
 async def test_the_count_and_the_page_agree_while_another_connection_writes(
         client, config, upload):
     assert (await upload("steady.wav")).status == 201
-    other = Database(config.db_path)
+    other = audio_store(config)
     await other.open()
     stop = asyncio.Event()
     writer = asyncio.create_task(churn(other, stop))

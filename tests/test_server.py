@@ -28,11 +28,19 @@ GROUP_SIGTERM = "group"  # SIGTERM to the whole process group, as systemd sends 
 
 
 @pytest.fixture
-def server(tmp_path):
-    """One serving process unless a test asks for more: it starts faster."""
-    server = ServerProcess(tmp_path / "data", tmp_path, workers=1)
+def server(tmp_path, request):
+    """One serving process unless a test asks for more: it starts faster.
+    On SQLite, or on PostgreSQL where a test says so (indirect parameter)."""
+    env = {}
+    if getattr(request, "param", "sqlite") == "postgresql":
+        env["AUDIOSERVER_DATABASE"] = request.getfixturevalue("postgres_url")
+    server = ServerProcess(tmp_path / "data", tmp_path, workers=1, env=env)
     yield server
     server.kill()
+
+
+# The tests of what a database must guarantee run on each backend.
+on_each_backend = pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)
 
 
 def wait_for(condition, timeout: float = 10.0) -> None:
@@ -159,6 +167,7 @@ def port_open(server) -> bool:
         return False
 
 
+@on_each_backend
 def test_files_survive_a_restart(server):
     server.start()
     one, two, three = audiofiles.wav(1), audiofiles.encode(2, "FLAC"), audiofiles.wav(0.5)
@@ -178,6 +187,7 @@ def test_files_survive_a_restart(server):
     assert len(audio_files(server)) == 3 and listdir(server, "tmp") == []
 
 
+@on_each_backend
 def test_a_201_survives_a_kill_9(server):
     server.start()
     data = audiofiles.wav(1.5)
@@ -282,6 +292,7 @@ def upload_held_at_the_last_byte(server, bodies: list[bytes]) -> list:
 
 @pytest.mark.parametrize("race", [upload_all_at_once, upload_held_at_the_last_byte],
                          ids=["all-at-once", "held-at-the-last-byte"])
+@on_each_backend
 def test_concurrent_uploads_of_one_name_one_wins(server, race):
     server.workers = 2  # the uploads race across processes too
     server.start()

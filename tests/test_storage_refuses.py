@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import pytest
 
 import audiofiles
-from audioserver.metadata.sqlite import Database
+from audioserver.metadata import audio_store
 from audioserver.web.app import create_app
 from audioserver.web.keys import library_key
 
@@ -103,7 +103,7 @@ async def test_start_up_finishes_or_undoes_a_delete_a_crash_interrupted(aiohttp_
     await client.close()
     for key in keys.values():
         os.rename(audio_dir(config) / key, audio_dir(config) / f"{key}.deleting")
-    db = Database(config.db_path)
+    db = audio_store(config)
     await db.open()
     try:
         await db.delete("deleted.wav")

@@ -7,7 +7,6 @@ upload ran, so the metadata comes out exactly as it was), and its row added.
 Owners that no longer exist come back as accounts without a usable password.
 """
 
-import asyncio
 import sys
 from collections import Counter
 
@@ -48,7 +47,7 @@ async def recover(config: Config, merge: bool = False) -> int:
                   "nothing was changed. To add only the stored files no row names, run "
                   "`python -m audioserver recover --merge`", file=sys.stderr)
             return 1
-        keys = sorted(await asyncio.to_thread(library.storage.stored_keys) - rows.keys())
+        keys = sorted(await library.storage.stored_keys() - rows.keys())
         progress.total = len(keys)
         accounts = library.accounts
         for key in keys:
@@ -89,7 +88,8 @@ async def _recover_one(library: Library, key: str) -> AudioRecord:
         raise Skipped("sha256 mismatch", f"{name!r} is not the file that was uploaded: its "
                       f"sha256 or size differs from the one recorded then")
     try:
-        info = await library.probes.probe(library.storage.path(key), name)
+        async with library.storage.local_copy(key) as path:
+            info = await library.probes.probe(path, name)
     except AudioServerError as exc:
         raise Skipped("not audio", exc.detail) from None
     return AudioRecord(

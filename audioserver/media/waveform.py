@@ -16,9 +16,9 @@ import asyncio
 import json
 import logging
 
-from ..errors import BadRequest, StorageRefused, Undecodable
+from ..errors import BadRequest, NotFound, StorageRefused, Undecodable
 from ..models import AudioRecord
-from ..storage.local import LocalStorage
+from ..storage import Storage
 from .probe import ProbePool
 
 DEFAULT_POINTS = 1000
@@ -46,7 +46,7 @@ class Waveforms:
     """Peaks from a pool of their own, each file and size computed by one
     request while any others asking at the same time wait for it."""
 
-    def __init__(self, storage: LocalStorage, pool: ProbePool):
+    def __init__(self, storage: Storage, pool: ProbePool):
         self.storage = storage
         self.pool = pool
         self._computing: dict[tuple[str, int], asyncio.Task[bytes]] = {}
@@ -76,11 +76,14 @@ class Waveforms:
     async def _compute(self, record: AudioRecord, points: int) -> bytes:
         key = record.storage_key
         try:
-            peaks = await self.pool.peaks(self.storage.path(key), record.name, points,
-                                          record.frames, record.format)
+            async with self.storage.local_copy(key) as path:
+                peaks = await self.pool.peaks(path, record.name, points,
+                                              record.frames, record.format)
         except Undecodable as exc:
             await self._keep(record, FAILED_SUFFIX, exc.detail.encode())
             raise
+        except FileNotFoundError:
+            raise NotFound("the file was deleted while its waveform was computed") from None
         data = json.dumps(peaks, separators=(",", ":")).encode()
         await self._keep(record, _peaks_suffix(points), data)
         return data
@@ -93,7 +96,7 @@ class Waveforms:
             log.warning("the storage refused to keep the waveform of %r (%s); served, not kept",
                         record.name, exc.__cause__)
             return
-        if not await asyncio.to_thread(self.storage.path(record.storage_key).exists):
+        if not await self.storage.exists(record.storage_key):
             # Deleted while its peaks were computed: the delete removed the
             # sidecars there were, this one came after it. Only this one goes:
             # the file may be aside for a delete that is not over yet.

@@ -21,7 +21,12 @@ BeforeCommit = Callable[..., Awaitable[Callable[[], Awaitable[None]] | None]]
 
 def audio_store(config: Config) -> "AudioStore":
     """The store the configuration names, not yet opened."""
-    from .sqlite import Database  # imported here: it builds on this module
+    # Imported here: each builds on this module, and asyncpg is only
+    # loaded by whoever uses PostgreSQL.
+    if config.on_postgres:
+        from .postgres import PostgresDatabase
+        return PostgresDatabase(config.database, max_size=config.database_pool)
+    from .sqlite import Database
     return Database(config.db_path)
 
 

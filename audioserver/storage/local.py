@@ -1,101 +1,53 @@
-"""Stored audio files: temporary uploads, fsync, atomic rename, removal.
+"""Stored audio files on the local disk: atomic rename, fsync, removal.
 
 Files live under server-chosen keys in `<data>/audio/`; a client's name
 never becomes a path. Beside each, `<key>.meta` keeps what its row holds
 (meta.py), and derived files (waveform peaks) sit as `<key>.<suffix>`. An
-upload is written to `<data>/tmp/`, fsynced and renamed into place, so
-`audio/` only ever holds complete files. The blocking calls run in threads:
-the methods here are async for the handlers' sake.
+upload is written to `<data>/tmp/` (staging.py), fsynced and renamed into
+place, so `audio/` only ever holds complete files. The blocking calls run in
+threads: the methods here are async for the handlers' sake. Paths are this
+module's business: callers get them only through local_path and local_copy.
 """
 
 import asyncio
-import errno
 import hashlib
 import logging
 import os
 import secrets
-from contextlib import contextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import AsyncIterator
 
-from ..errors import StartupError, StorageFull, StorageRefused
+from ..errors import StartupError
 from .meta import META_SUFFIX
+from .staging import (STORE_REFUSED, TEMP_SUFFIX, Staging, Upload, disk_full_is_507,
+                      refusal_is_503)
 
 log = logging.getLogger(__name__)
 
 AUDIO_DIR = "audio"
 TEMP_DIR = "tmp"
-TEMP_SUFFIX = ".part"
 # A file being deleted: renamed aside while its row goes (see Library.remove).
 TRASH_SUFFIX = ".deleting"
-# What a read-only, immutable or foreign folder answers to a change.
-REFUSALS = (errno.EACCES, errno.EPERM, errno.EROFS)
-STORE_REFUSED = "store the file; nothing was stored"
+READ_CHUNK = 256 * 1024
+
+__all__ = ["AUDIO_DIR", "TEMP_DIR", "TEMP_SUFFIX", "TRASH_SUFFIX", "LocalStorage"]
 
 
-class Upload:
-    """A file being received: written and hashed in a thread, batch by batch.
-
-    One batch is written while the next is received: `write` returns as soon
-    as the previous batch is on its way, so network and disk overlap.
-    """
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.size = 0
-        self._hash = hashlib.sha256()
-        self._file = open(path, "xb")
-        self._pending: asyncio.Future | None = None
-
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
-
-    async def write(self, chunks: list[bytes]) -> None:
-        await self.drain()
-        # Writing and hashing both let go of the GIL: two threads, twice the pace.
-        self._pending = asyncio.gather(asyncio.to_thread(self._write, chunks),
-                                       asyncio.to_thread(self._digest, chunks))
-
-    async def drain(self) -> None:
-        """Wait for the batch in flight, raising what it raised."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            await pending
-
-    def _write(self, chunks: list[bytes]) -> None:
-        with _disk_full_is_507():
-            self._file.writelines(chunks)
-
-    def _digest(self, chunks: list[bytes]) -> None:
-        for chunk in chunks:
-            self._hash.update(chunk)
-            self.size += len(chunk)
-
-    def finish(self) -> None:
-        """Flush and fsync, so a rename later publishes complete bytes."""
-        with _disk_full_is_507():
-            self._file.flush()
-            os.fsync(self._file.fileno())
-        self._file.close()
-
-    def discard(self) -> None:
-        self._file.close()
-        self.path.unlink(missing_ok=True)
-
-
-class LocalStorage:
+class LocalStorage(Staging):
     """Audio files in a directory on the local disk."""
 
     def __init__(self, root: Path):
+        super().__init__(root / TEMP_DIR)
         self.audio_dir = root / AUDIO_DIR
-        self.temp_dir = root / TEMP_DIR
+        self.label = str(self.audio_dir)
 
-    def create(self) -> None:
+    async def create(self) -> None:
         """Create the directories of a new data directory."""
         self.audio_dir.mkdir(parents=True, exist_ok=True)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
 
-    def check_present(self) -> None:
+    async def check_present(self) -> None:
         if not self.audio_dir.is_dir():
             raise StartupError(
                 f"the storage directory {self.audio_dir} is missing, but the database "
@@ -106,34 +58,36 @@ class LocalStorage:
     def path(self, key: str) -> Path:
         return self.audio_dir / key
 
-    async def open_upload(self) -> Upload:
-        path = self.temp_dir / (secrets.token_hex(16) + TEMP_SUFFIX)
-        with _refusal_is_503(STORE_REFUSED):
-            return await asyncio.to_thread(Upload, path)
+    def local_path(self, key: str) -> Path:
+        return self.path(key)
 
-    async def copy_in(self, source: Path, chunk_size: int = 1024 * 1024) -> Upload:
-        """A finished upload holding a copy of the local file `source`."""
-        upload = await self.open_upload()
+    @asynccontextmanager
+    async def local_copy(self, key: str) -> AsyncIterator[Path]:
+        # The file itself: it never changes under its key, so no copy is
+        # needed. One deleted meanwhile fails in the worker that opens it.
+        yield self.path(key)
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self.path(key).exists)
+
+    @asynccontextmanager
+    async def open_range(self, key: str, start: int, end: int
+                         ) -> AsyncIterator[AsyncIterator[bytes]]:
+        file = await asyncio.to_thread(open, self.path(key), "rb")
         try:
-            with await asyncio.to_thread(open, source, "rb") as file:
-                while chunk := await asyncio.to_thread(file.read, chunk_size):
-                    await upload.write([chunk])
-            await self.finish(upload)
-        except BaseException:
-            await self.discard(upload)
-            raise
-        return upload
+            yield self._read(file, start, end)
+        finally:
+            file.close()  # read-only: closing does not wait for the disk
 
-    async def finish(self, upload: Upload) -> None:
-        await upload.drain()
-        await asyncio.to_thread(upload.finish)
-
-    async def discard(self, upload: Upload) -> None:
-        try:
-            await upload.drain()  # the file is closed only once no thread writes to it
-        except Exception:
-            pass  # the write that failed is why we discard
-        await asyncio.to_thread(upload.discard)
+    async def _read(self, file, start: int, end: int) -> AsyncIterator[bytes]:
+        await asyncio.to_thread(file.seek, start)
+        left = end - start
+        while left > 0:
+            chunk = await asyncio.to_thread(file.read, min(READ_CHUNK, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
 
     async def publish(self, uploads: list[Upload], metas: list[bytes]) -> list[str]:
         """Rename finished uploads into place under new keys, each with its
@@ -146,7 +100,7 @@ class LocalStorage:
             for upload, meta in zip(uploads, metas, strict=True):
                 key = secrets.token_hex(16)
                 keys.append(key)
-                with _refusal_is_503(STORE_REFUSED):
+                with refusal_is_503(STORE_REFUSED):
                     # The sidecar first: an audio file in place always has one.
                     self._write_durably(self.sidecar(key, META_SUFFIX), meta)
                     os.rename(upload.path, self.path(key))
@@ -163,7 +117,7 @@ class LocalStorage:
 
     def _trash(self, key: str) -> bool:
         try:
-            with _refusal_is_503("delete the file; nothing was deleted"):
+            with refusal_is_503("delete the file; nothing was deleted"):
                 os.rename(self.path(key), self._trashed(key))
         except FileNotFoundError:
             return False
@@ -173,10 +127,13 @@ class LocalStorage:
         """Undo trash(): the delete did not go through."""
         await asyncio.to_thread(os.rename, self._trashed(key), self.path(key))
 
-    def restore_trashed(self, rows: set[str]) -> list[str]:
+    async def restore_trashed(self, rows: set[str]) -> list[str]:
         """Put back the files of deletes that never committed (their key is in
         `rows`) and return their keys; the others, unreferenced, are left
         for removal with the rest of what no row refers to."""
+        return await asyncio.to_thread(self._restore_trashed, rows)
+
+    def _restore_trashed(self, rows: set[str]) -> list[str]:
         restored = []
         for entry in os.scandir(self.audio_dir):
             key = entry.name.removesuffix(TRASH_SUFFIX)
@@ -216,9 +173,9 @@ class LocalStorage:
         await asyncio.to_thread(self._write_sidecar, key, suffix, data)
 
     def _write_sidecar(self, key: str, suffix: str, data: bytes) -> None:
-        temp = self.temp_dir / (secrets.token_hex(16) + TEMP_SUFFIX)
+        temp = self.temp_path()
         try:
-            with _disk_full_is_507(), _refusal_is_503("keep the waveform"):
+            with disk_full_is_507(), refusal_is_503("keep the waveform"):
                 temp.write_bytes(data)
                 os.rename(temp, self.sidecar(key, suffix))
         finally:
@@ -233,13 +190,16 @@ class LocalStorage:
         await asyncio.to_thread(self._write_meta, key, data)
 
     def _write_meta(self, key: str, data: bytes) -> None:
-        with _refusal_is_503("change the file's record; nothing was changed"):
+        with refusal_is_503("change the file's record; nothing was changed"):
             self._write_durably(self.sidecar(key, META_SUFFIX), data)
             _fsync_dir(self.audio_dir)
 
-    def sync_metas(self, metas: dict[str, bytes]) -> list[str]:
+    async def sync_metas(self, metas: dict[str, bytes]) -> list[str]:
         """Make each key's sidecar hold exactly its bytes in `metas`; return
         the keys whose sidecar was missing or different, now rewritten."""
+        return await asyncio.to_thread(self._sync_metas, metas)
+
+    def _sync_metas(self, metas: dict[str, bytes]) -> list[str]:
         written = []
         for key, data in metas.items():
             try:
@@ -256,9 +216,9 @@ class LocalStorage:
     def _write_durably(self, path: Path, data: bytes) -> None:
         """Through a fsynced temporary file and a rename: `path` holds the old
         bytes or the new ones, never half; the caller fsyncs the directory."""
-        temp = self.temp_dir / (secrets.token_hex(16) + TEMP_SUFFIX)
+        temp = self.temp_path()
         try:
-            with _disk_full_is_507():
+            with disk_full_is_507():
                 with open(temp, "xb") as file:
                     file.write(data)
                     file.flush()
@@ -279,32 +239,33 @@ class LocalStorage:
                 size += len(chunk)
         return digest.hexdigest(), size
 
-    def sidecar_keys(self) -> set[str]:
+    async def sidecar_keys(self) -> set[str]:
         """Keys that have derived files beside them."""
+        return await asyncio.to_thread(self._sidecar_keys)
+
+    def _sidecar_keys(self) -> set[str]:
         return {entry.name.split(".")[0] for entry in os.scandir(self.audio_dir)
                 if "." in entry.name}
 
-    def stored_keys(self) -> set[str]:
+    async def stored_keys(self) -> set[str]:
         """Keys of every audio file present (sidecars excluded)."""
+        return await asyncio.to_thread(self._stored_keys)
+
+    def _stored_keys(self) -> set[str]:
         return {entry.name for entry in os.scandir(self.audio_dir) if "." not in entry.name}
 
-    def count_stored(self) -> int:
+    async def count_stored(self) -> int:
         """How many audio files there are; 0 if there is no storage directory."""
         try:
-            return len(self.stored_keys())
+            return len(await self.stored_keys())
         except FileNotFoundError:
             return 0
 
-    def remove_temp_leftovers(self) -> list[str]:
-        """Delete uploads a previous process never finished; return their names."""
-        removed = []
-        for entry in os.scandir(self.temp_dir):
-            os.unlink(entry.path)
-            removed.append(entry.name)
-        return removed
-
-    def remove_sidecars(self, keys: set[str]) -> None:
+    async def remove_sidecars(self, keys: set[str]) -> None:
         """Remove the derived files of `keys`, whose audio files are gone."""
+        await asyncio.to_thread(self._remove_sidecars, keys)
+
+    def _remove_sidecars(self, keys: set[str]) -> None:
         for key in sorted(keys):
             for path in self.audio_dir.glob(key + ".*"):
                 path.unlink(missing_ok=True)
@@ -317,31 +278,3 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-@contextmanager
-def _refusal_is_503(doing: str):
-    """Say what the storage refused, without a path, and what to do."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno in REFUSALS:
-            raise StorageRefused(
-                f"the server's storage refused to {doing}. Ask the operator to check "
-                "that the data directory can be written (its permissions, attributes, "
-                "or a read-only mount)"
-            ) from exc
-        raise
-
-
-@contextmanager
-def _disk_full_is_507():
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StorageFull(
-                "the server's disk is full; nothing was stored. Try again later "
-                "or ask the operator to free space"
-            ) from exc
-        raise

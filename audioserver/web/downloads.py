@@ -1,5 +1,8 @@
 """Serving a stored file: conditional requests, one byte range, sendfile.
 
+A storage with the file on this machine gives its path, and the kernel
+sends it (sendfile); any other streams the range from the storage.
+
 aiohttp's FileResponse derives its ETag from mtime and size and honours
 If-Range only as a date; here the ETag is the content's SHA-256 (strong and
 stable across restores) and If-Range takes either form, as RFC 9110 says.
@@ -9,14 +12,15 @@ import asyncio
 import re
 import unicodedata
 import urllib.parse
+from contextlib import AsyncExitStack
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
-from pathlib import Path
 
 from aiohttp import web
 
 from ..errors import NotFound, RangeNotSatisfiable
 from ..models import AudioRecord
+from ..storage import Storage
 from .caching import file_cache_control
 
 # [0-9], not \d: HTTP's DIGIT is ASCII, and \d would take "bytes=٠-٩" for 0-9.
@@ -24,7 +28,7 @@ _RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 
 
 async def file_response(
-    request: web.Request, record: AudioRecord, path: Path, inline: bool
+    request: web.Request, record: AudioRecord, storage: Storage, inline: bool
 ) -> web.StreamResponse:
     etag = f'"{record.sha256}"'
     modified = datetime.fromisoformat(record.created_at).replace(microsecond=0)
@@ -41,29 +45,40 @@ async def file_response(
     byte_range = None
     if _range_applies(request, etag, modified):
         byte_range = parse_range(request.headers.get("Range", ""), record.size)
-    return await _send(request, path, record.size, byte_range, headers)
+    return await _send(request, storage, record, byte_range, headers)
 
 
-async def _send(request, path: Path, size: int, byte_range, headers: dict) -> web.StreamResponse:
-    try:
-        file = await asyncio.to_thread(open, path, "rb")
-    except FileNotFoundError:
-        raise NotFound("the file was deleted while it was being requested") from None
-    try:
-        start, count, status = 0, size, 200
-        if byte_range is not None:
-            start, end = byte_range
-            count, status = end - start + 1, 206
-            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-        response = web.StreamResponse(status=status, headers=headers)
-        response.content_length = count
+async def _send(request, storage: Storage, record: AudioRecord, byte_range, headers: dict
+                ) -> web.StreamResponse:
+    start, count, status = 0, record.size, 200
+    if byte_range is not None:
+        start, end = byte_range
+        count, status = end - start + 1, 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{record.size}"
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = count
+    # Opened before the headers go, so a file deleted meanwhile is still a 404.
+    async with AsyncExitStack() as stack:
+        path = storage.local_path(record.storage_key)
+        try:
+            if path is not None:
+                file = await asyncio.to_thread(open, path, "rb")
+                # Read-only: closing does not wait for the disk.
+                stack.callback(file.close)
+            else:
+                chunks = await stack.enter_async_context(
+                    storage.open_range(record.storage_key, start, start + count))
+        except FileNotFoundError:
+            raise NotFound("the file was deleted while it was being requested") from None
         await response.prepare(request)
         if request.method != "HEAD" and count:
-            await asyncio.get_running_loop().sendfile(request.transport, file, start, count)
+            if path is not None:
+                await asyncio.get_running_loop().sendfile(request.transport, file, start, count)
+            else:
+                async for chunk in chunks:
+                    await response.write(chunk)
         await response.write_eof()
         return response
-    finally:
-        file.close()  # read-only: closing does not wait for the disk
 
 
 def etag_matches(request: web.Request, etag: str) -> bool | None:

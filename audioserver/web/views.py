@@ -65,8 +65,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     library = request.app[library_key]
     record = await library.db.get(name, _viewer(request))
     inline = request.query.get("inline", "").lower() in TRUE_WORDS
-    return await file_response(request, record, library.storage.path(record.storage_key),
-                               inline)
+    return await file_response(request, record, library.storage, inline)
 
 
 async def list_audio(request: web.Request) -> web.StreamResponse:

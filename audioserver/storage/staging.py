@@ -1,0 +1,150 @@
+"""Receiving a file: a local temporary file, written in batches, hashed, fsynced.
+
+Every backend stages locally first, whatever it publishes to: the probe
+worker needs a file to read (libsndfile takes a path), and the sha256 and
+size must be known before anything is published. A backend shares this
+class and publishes the finished upload its own way.
+"""
+
+import asyncio
+import errno
+import hashlib
+import os
+import secrets
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import StorageFull, StorageRefused
+
+TEMP_SUFFIX = ".part"
+# What a read-only, immutable or foreign folder answers to a change.
+REFUSALS = (errno.EACCES, errno.EPERM, errno.EROFS)
+STORE_REFUSED = "store the file; nothing was stored"
+
+
+class Upload:
+    """A file being received: written and hashed in a thread, batch by batch.
+
+    One batch is written while the next is received: `write` returns as soon
+    as the previous batch is on its way, so network and disk overlap.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.size = 0
+        self._hash = hashlib.sha256()
+        self._file = open(path, "xb")
+        self._pending: asyncio.Future | None = None
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    async def write(self, chunks: list[bytes]) -> None:
+        await self.drain()
+        # Writing and hashing both let go of the GIL: two threads, twice the pace.
+        self._pending = asyncio.gather(asyncio.to_thread(self._write, chunks),
+                                       asyncio.to_thread(self._digest, chunks))
+
+    async def drain(self) -> None:
+        """Wait for the batch in flight, raising what it raised."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await pending
+
+    def _write(self, chunks: list[bytes]) -> None:
+        with disk_full_is_507():
+            self._file.writelines(chunks)
+
+    def _digest(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            self._hash.update(chunk)
+            self.size += len(chunk)
+
+    def finish(self) -> None:
+        """Flush and fsync, so a rename later publishes complete bytes."""
+        with disk_full_is_507():
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        self._file.close()
+
+    def discard(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+class Staging:
+    """The temporary directory uploads are received in; a backend builds on it."""
+
+    def __init__(self, temp_dir: Path):
+        self.temp_dir = temp_dir
+
+    def temp_path(self) -> Path:
+        return self.temp_dir / (secrets.token_hex(16) + TEMP_SUFFIX)
+
+    async def open_upload(self) -> Upload:
+        with refusal_is_503(STORE_REFUSED):
+            return await asyncio.to_thread(Upload, self.temp_path())
+
+    async def copy_in(self, source: Path, chunk_size: int = 1024 * 1024) -> Upload:
+        """A finished upload holding a copy of the local file `source`."""
+        upload = await self.open_upload()
+        try:
+            with await asyncio.to_thread(open, source, "rb") as file:
+                while chunk := await asyncio.to_thread(file.read, chunk_size):
+                    await upload.write([chunk])
+            await self.finish(upload)
+        except BaseException:
+            await self.discard(upload)
+            raise
+        return upload
+
+    async def finish(self, upload: Upload) -> None:
+        await upload.drain()
+        await asyncio.to_thread(upload.finish)
+
+    async def discard(self, upload: Upload) -> None:
+        try:
+            await upload.drain()  # the file is closed only once no thread writes to it
+        except Exception:
+            pass  # the write that failed is why we discard
+        await asyncio.to_thread(upload.discard)
+
+    async def remove_temp_leftovers(self) -> list[str]:
+        """Delete uploads a previous process never finished; return their names."""
+        return await asyncio.to_thread(self._remove_temp_leftovers)
+
+    def _remove_temp_leftovers(self) -> list[str]:
+        removed = []
+        for entry in os.scandir(self.temp_dir):
+            os.unlink(entry.path)
+            removed.append(entry.name)
+        return removed
+
+
+@contextmanager
+def refusal_is_503(doing: str):
+    """Say what the storage refused, without a path, and what to do."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in REFUSALS:
+            raise StorageRefused(
+                f"the server's storage refused to {doing}. Ask the operator to check "
+                "that the data directory can be written (its permissions, attributes, "
+                "or a read-only mount)"
+            ) from exc
+        raise
+
+
+@contextmanager
+def disk_full_is_507():
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull(
+                "the server's disk is full; nothing was stored. Try again later "
+                "or ask the operator to free space"
+            ) from exc
+        raise
