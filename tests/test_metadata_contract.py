@@ -135,13 +135,6 @@ async def test_one_of_twenty_concurrent_inserts_of_a_name_wins_across_instances(
     assert len(await first.records()) == 1
 
 
-async def test_two_instances_opening_a_new_database_together_both_work(backend, stores):
-    where = backend.new()
-    (first, _), (second, _) = await asyncio.gather(stores(where), stores(where))
-    await first.insert([record("a.wav")])
-    assert await second.get("a.wav") == record("a.wav")
-
-
 # Availability and storage keys
 
 
