@@ -181,8 +181,10 @@ class Accounts:
                                (forget_before,))
             await conn.executemany(
                 "INSERT INTO login_failures (key, failures, last_failure) VALUES (?, 1, ?)"
-                " ON CONFLICT (key) DO UPDATE SET failures = failures + 1, last_failure = ?",
-                [(key, now, now) for key in keys])
+                " ON CONFLICT (key) DO UPDATE SET failures = failures + 1,"
+                # Processes commit in any order: the latest time wins, never the last write.
+                " last_failure = max(last_failure, excluded.last_failure)",
+                [(key, now) for key in keys])
 
     async def clear_failures(self, keys: list[str]) -> None:
         async with self.db.transaction() as conn:
