@@ -12,6 +12,7 @@ from typing import Awaitable, Callable, Protocol
 
 from ..accounts import EVERYTHING, ApiToken, Session, User, Viewer
 from ..config import Config
+from ..errors import Gone, NotFound
 from ..models import AudioRecord, ListQuery
 
 # Runs inside a write's transaction, before it commits; whatever it raises
@@ -28,6 +29,28 @@ def audio_store(config: Config) -> "AudioStore":
         return PostgresDatabase(config.database, max_size=config.database_pool)
     from .sqlite import Database
     return Database(config.db_path)
+
+
+def visible(record: AudioRecord | None, name: str, viewer: Viewer) -> AudioRecord:
+    """What every backend's get() answers for the row it found (or None).
+
+    A private file `viewer` may not see is not found, exactly like a
+    missing one, so its name is not given away."""
+    if record is None or not viewer.may_see(record.owner, record.visibility):
+        raise no_audio(name)
+    if not record.available:
+        raise Gone(f"{name!r} is in the library but its file is missing from storage; "
+                   "it comes back when the file is restored", name=name)
+    return record
+
+
+def no_audio(name: str) -> NotFound:
+    return NotFound(f"there is no audio called {name!r}; GET /list shows what there is",
+                    name=name)
+
+
+def no_user(name: str) -> NotFound:
+    return NotFound(f"there is no account called {name!r}", user=name)
 
 
 class AudioStore(Protocol):

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from ..accounts import EVERYTHING, Viewer
-from ..errors import Gone, NameTaken, NotFound, StartupError, StorageFull
+from ..errors import NameTaken, StartupError, StorageFull
 from ..models import SORT_COLUMNS, AudioRecord, ListQuery
+from . import no_audio, visible
 
 if TYPE_CHECKING:
     from .postgres_accounts import PostgresAccounts
@@ -226,15 +227,7 @@ class PostgresDatabase:
         A private file `viewer` may not see is not found, exactly like a
         missing one, so its name is not given away."""
         row = await self._pool.fetchrow(f"SELECT {COLUMNS} FROM audio WHERE name = $1", name)
-        if row is None or not viewer.may_see(row["owner"], row["visibility"]):
-            raise _not_found(name)
-        if not row["available"]:
-            raise Gone(
-                f"{name!r} is in the library but its file is missing from storage; "
-                "it comes back when the file is restored",
-                name=name,
-            )
-        return AudioRecord(*row)
+        return visible(None if row is None else AudioRecord(*row), name, viewer)
 
     async def exists(self, name: str, viewer: Viewer = EVERYTHING) -> bool:
         """Whether a file called `name` exists that `viewer` may see."""
@@ -324,7 +317,7 @@ class PostgresDatabase:
             row = await conn.fetchrow(f"DELETE FROM audio WHERE name = $1 RETURNING {COLUMNS}",
                                       name)
             if row is None:
-                raise _not_found(name)
+                raise no_audio(name)
             record = AudioRecord(*row)
             if before_commit is not None:
                 await before_commit(record)
@@ -341,7 +334,7 @@ class PostgresDatabase:
                 row = await conn.fetchrow(
                     f"SELECT {COLUMNS} FROM audio WHERE name = $1 FOR UPDATE", name)
                 if row is None:
-                    raise _not_found(name)
+                    raise no_audio(name)
                 await conn.execute("UPDATE audio SET visibility = $1 WHERE name = $2",
                                    visibility, name)
                 before = AudioRecord(*row)
@@ -399,7 +392,3 @@ def _hashable(value):
 def _float(value):
     return None if value is None else float(value)
 
-
-def _not_found(name: str) -> NotFound:
-    return NotFound(f"there is no audio called {name!r}; GET /list shows what there is",
-                    name=name)

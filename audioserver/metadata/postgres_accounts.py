@@ -8,6 +8,7 @@ import asyncpg
 
 from ..accounts import ApiToken, Session, User
 from ..errors import NotFound, UserExists
+from . import no_user
 from .postgres import PostgresDatabase
 
 _DELETE_ENDED_SESSIONS = "DELETE FROM sessions WHERE last_seen < $1 OR created < $2"
@@ -65,7 +66,7 @@ class PostgresAccounts:
             status = await conn.execute(
                 "UPDATE users SET password_hash = $1 WHERE name = $2", password_hash, name)
             if _rowcount(status) == 0:
-                raise _no_user(name)
+                raise no_user(name)
             await conn.execute("DELETE FROM sessions WHERE user_name = $1", name)
             if revoke_tokens:
                 await conn.execute("DELETE FROM api_tokens WHERE user_name = $1", name)
@@ -80,7 +81,7 @@ class PostgresAccounts:
                     "SELECT storage_key FROM audio WHERE owner = $1", name)]
                 status = await conn.execute("DELETE FROM users WHERE name = $1", name)
                 if _rowcount(status) == 0:
-                    raise _no_user(name)
+                    raise no_user(name)
                 if keys and self.on_disown is not None:
                     undo = await self.on_disown(keys)
         except BaseException:
@@ -130,7 +131,7 @@ class PostgresAccounts:
                     " expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
                     name, label, token_hash, created_at, expires_at)
             except asyncpg.ForeignKeyViolationError:  # the account is gone
-                raise _no_user(name) from None
+                raise no_user(name) from None
         return ApiToken(token_id, label, created_at, None, expires_at)
 
     async def tokens(self, name: str) -> list[ApiToken]:
@@ -189,6 +190,3 @@ def _rowcount(status: str) -> int:
     """The row count of a command status such as 'UPDATE 1'."""
     return int(status.rsplit(" ", 1)[-1])
 
-
-def _no_user(name: str) -> NotFound:
-    return NotFound(f"there is no account called {name!r}", user=name)

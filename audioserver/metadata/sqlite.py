@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 import aiosqlite
 
 from ..accounts import EVERYTHING, Viewer
-from ..errors import Gone, NameTaken, NotFound, StartupError, StorageFull
+from ..errors import NameTaken, StartupError, StorageFull
 from ..models import SORT_COLUMNS, AudioRecord, ListQuery
+from . import no_audio, visible
 
 if TYPE_CHECKING:
     from .sqlite_accounts import Accounts
@@ -254,15 +255,7 @@ class Database:
         A private file `viewer` may not see is not found, exactly like a
         missing one, so its name is not given away."""
         record = await self._fetch_one(f"SELECT {COLUMNS} FROM audio WHERE name = ?", (name,))
-        if record is None or not viewer.may_see(record.owner, record.visibility):
-            raise _not_found(name)
-        if not record.available:
-            raise Gone(
-                f"{name!r} is in the library but its file is missing from storage; "
-                "it comes back when the file is restored",
-                name=name,
-            )
-        return record
+        return visible(record, name, viewer)
 
     async def exists(self, name: str, viewer: Viewer = EVERYTHING) -> bool:
         """Whether a file called `name` exists that `viewer` may see."""
@@ -400,7 +393,7 @@ class Database:
             row = await cursor.fetchone()
             await cursor.close()
             if row is None:
-                raise _not_found(name)
+                raise no_audio(name)
             if before_commit is not None:
                 await before_commit(_record(row))
         return _record(row)
@@ -417,7 +410,7 @@ class Database:
                 row = await cursor.fetchone()
                 await cursor.close()
                 if row is None:
-                    raise _not_found(name)
+                    raise no_audio(name)
                 await conn.execute("UPDATE audio SET visibility = ? WHERE name = ?",
                                    (visibility, name))
                 before = _record(row)
@@ -538,10 +531,6 @@ def _unusable(path: Path, reason: str, damaged: bool) -> StartupError:
         )
     return StartupError(f"cannot open the database {path} ({reason}); nothing was changed")
 
-
-def _not_found(name: str) -> NotFound:
-    return NotFound(f"there is no audio called {name!r}; GET /list shows what there is",
-                    name=name)
 
 
 def _values(record: AudioRecord) -> tuple:

@@ -10,6 +10,7 @@ import sqlite3
 
 from ..accounts import ApiToken, Session, User
 from ..errors import NotFound, UserExists
+from . import no_user
 from .sqlite import Database
 
 _DELETE_ENDED_SESSIONS = "DELETE FROM sessions WHERE last_seen < ? OR created < ?"
@@ -64,7 +65,7 @@ class Accounts:
             cursor = await conn.execute(
                 "UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name))
             if cursor.rowcount == 0:
-                raise _no_user(name)
+                raise no_user(name)
             await conn.execute("DELETE FROM sessions WHERE user_name = ?", (name,))
             if revoke_tokens:
                 await conn.execute("DELETE FROM api_tokens WHERE user_name = ?", (name,))
@@ -79,7 +80,7 @@ class Accounts:
                 keys = [key for (key,) in await cursor.fetchall()]
                 cursor = await conn.execute("DELETE FROM users WHERE name = ?", (name,))
                 if cursor.rowcount == 0:
-                    raise _no_user(name)
+                    raise no_user(name)
                 if keys and self.on_disown is not None:
                     undo = await self.on_disown(keys)
         except BaseException:
@@ -134,7 +135,7 @@ class Accounts:
                     " expires_at) VALUES (?, ?, ?, ?, ?)",
                     (name, label, token_hash, created_at, expires_at))
             except sqlite3.IntegrityError:  # the account is gone
-                raise _no_user(name) from None
+                raise no_user(name) from None
         return ApiToken(cursor.lastrowid, label, created_at, None, expires_at)
 
     async def tokens(self, name: str) -> list[ApiToken]:
@@ -195,6 +196,3 @@ class Accounts:
         cursor = await self.db.reader.execute(sql, params)
         return await cursor.fetchone()
 
-
-def _no_user(name: str) -> NotFound:
-    return NotFound(f"there is no account called {name!r}", user=name)
