@@ -15,7 +15,7 @@ import sys
 from dataclasses import astuple, replace
 
 from ..config import Config
-from ..errors import StartupError
+from ..errors import AudioServerError, StartupError
 from ..metadata import AudioStore, Conflict, audio_store, identity
 from .importer import ProgressBar
 
@@ -41,6 +41,8 @@ async def migrate(config: Config, source_url: str | None, target_url: str) -> in
         differences = await _differences(source, target)
     except StartupError as exc:
         return _fail(str(exc))
+    except AudioServerError as exc:  # the target's disk is full, say
+        return _fail(f"{exc.detail}; run migrate again once that is fixed")
     except Conflict as exc:
         return _fail(f"{exc}; migrate stopped there. What it copied before stays; remove "
                      f"the differing row from {target.label} (or choose an empty --to) and "
@@ -49,8 +51,8 @@ async def migrate(config: Config, source_url: str | None, target_url: str) -> in
         await source.close()
         await target.close()
     print(f"the stored files were not touched: {source.label} and {target.label} both "
-          f"describe the files in {config.data_dir}. Sessions were not copied: people "
-          "sign in again; API tokens and passwords work as before")
+          f"describe the files in {config.data_dir}. Sessions and failed sign-ins were "
+          "not copied: people sign in again; passwords and API tokens work as before")
     if differences:
         return _fail("copied, but the databases differ: " + "; ".join(differences))
     print(f"migrated {copied} files and {accounts} accounts; verified: counts and "
