@@ -1,5 +1,6 @@
 """The command line: `python -m audioserver` serves, `... import PATH...` adds files,
-`... recover` rebuilds a lost database; `user` and `token` are in users.py."""
+`... recover` rebuilds a lost database, `... migrate` copies it into another;
+`user` and `token` are in users.py."""
 
 import argparse
 import asyncio
@@ -10,10 +11,12 @@ from pathlib import Path
 
 from .cli import users
 from .cli.importer import import_paths
+from .cli.migrate import migrate
 from .cli.recover import recover
 from .cli.serve import LOG_FORMAT, serve
 from .config import (
     AUTH_MODES,
+    DEFAULT_DATABASE_POOL,
     ENVIRONMENT,
     VISIBILITIES,
     Config,
@@ -100,6 +103,23 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
                            help="the database is not empty: add only the stored files "
                            "no row names (those the server logs as kept at start)")
     _add_storage_flags(recoverer, dict.fromkeys(defaults, argparse.SUPPRESS))
+    migrator = commands.add_parser(
+        "migrate", help="copy the library's rows and accounts into another database",
+        description="Copy every file's row, every account (with its password hash and "
+        "role) and every API token from one database to another, SQLite or PostgreSQL, "
+        "then verify both hold the same: counts and checksums. Both databases describe "
+        "the same stored files (the data directory), which are not touched. Sessions and "
+        "failed sign-ins are not copied: people sign in again. Safe to run again: what "
+        "the target already holds is skipped, so an interrupted run is finished by the "
+        "next. Stop the server first.",
+    )
+    migrator.add_argument("--from", dest="source", type=_flag(parse_database), metavar="URL",
+                          help="the database to copy from, as --database takes it "
+                          "(default: --database, or audioserver.sqlite3 in --data-dir)")
+    migrator.add_argument("--to", dest="target", type=_flag(parse_database), metavar="URL",
+                          required=True, help="the database to copy into, as --database "
+                          "takes it; made and brought to the current schema if new")
+    _add_storage_flags(migrator, dict.fromkeys(defaults, argparse.SUPPRESS))
     users.add_commands(
         commands, lambda sub: _add_storage_flags(sub, dict.fromkeys(defaults, argparse.SUPPRESS)))
     return parser
@@ -114,7 +134,9 @@ def _add_storage_flags(parser: argparse.ArgumentParser, defaults: dict) -> None:
                         "(default: audioserver.sqlite3 in --data-dir)")
     parser.add_argument("--database-pool", type=_flag(parse_count),
                         default=defaults["database_pool"], metavar="N", help="PostgreSQL connections per process at most "
-                        "(default %(default)s)")
+                        # Not %(default)s: the subcommands' default is SUPPRESS,
+                        # which argparse cannot show (their --help would crash).
+                        f"(default {DEFAULT_DATABASE_POOL})")
     parser.add_argument("--max-upload-size", type=_flag(parse_size),
                         default=defaults["max_upload_size"], metavar="SIZE",
                         help="largest file accepted, in bytes or with K, M, G (default 2G)")
@@ -154,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(import_paths(config, args.paths))
         if args.command == "recover":
             return asyncio.run(recover(config, args.merge))
+        if args.command == "migrate":
+            return asyncio.run(migrate(config, args.source, args.target))
         if args.command in ("user", "token"):
             return asyncio.run(users.run(config, args))
         serve(config)

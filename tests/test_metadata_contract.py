@@ -14,7 +14,7 @@ import pytest
 
 from audioserver.accounts import EVERYTHING, ApiToken, Session, User, Viewer
 from audioserver.errors import Gone, NameTaken, NotFound, UserExists
-from audioserver.metadata import AccountStore, AudioStore
+from audioserver.metadata import AccountStore, AudioStore, Conflict, TokenRow, UserRow
 from audioserver.metadata.postgres import PostgresDatabase
 from audioserver.metadata.postgres_accounts import PostgresAccounts
 from audioserver.metadata.sqlite import Database
@@ -525,3 +525,72 @@ async def test_a_database_says_whether_it_was_ever_written_to(backend, stores):
     assert await backend.make(new)[0].is_blank() is None
     await stores()
     assert await backend.make(backend.migrated)[0].is_blank() is None
+
+
+# Copying a library into another database (migrate)
+
+
+async def test_copy_in_adds_what_is_missing_and_skips_identical_rows(backend, stores):
+    _, accounts = await stores()
+    target, target_accounts = await stores(backend.new())
+    await add_users(accounts, ALICE)
+    await add_users(target_accounts, ALICE)
+    rows = [record("a.wav", owner="alice", visibility="private"), record("b.wav"),
+            record("c.wav", available=False)]
+    assert await target.copy_in(rows[:1]) == 1
+    assert await target.copy_in(rows) == 2
+    assert await target.copy_in(rows) == 0
+    assert sorted(await target.records()) == sorted(rows)
+
+
+async def test_copy_in_of_a_row_that_differs_is_a_conflict_and_writes_nothing(db):
+    await db.insert([record("a.wav")])
+    for other in [record("a.wav", sha256="1" * 64), record("a.wav", storage_key="other"),
+                  record("z.wav", storage_key="key-a.wav")]:
+        with pytest.raises(Conflict) as caught:
+            await db.copy_in([record("b.wav"), other])
+        assert "the target already holds" in str(caught.value)
+        assert await db.records() == [record("a.wav")]
+
+
+async def test_copy_in_of_a_row_whose_owner_is_missing_is_a_conflict(db):
+    with pytest.raises(Conflict, match="'carol'"):
+        await db.copy_in([record("a.wav", owner="carol")])
+    assert await db.records() == []
+
+
+async def test_accounts_export_with_their_hashes_and_copy_in_once(backend, stores):
+    _, accounts = await stores()
+    _, target = await stores(backend.new())
+    await add_users(accounts, ALICE, User("root", "admin"))
+    await accounts.add_token("alice", "laptop", "t1", at(1))
+    await accounts.add_token("alice", "ci", "t2", at(2), expires_at=at(90))
+    await accounts.touch_token((await accounts.tokens("alice"))[0].id, at(5))
+    users, tokens = await accounts.export()
+    assert users == [UserRow("alice", "user", "hash-of-alice", CREATED),
+                     UserRow("root", "admin", "hash-of-root", CREATED)]
+    assert tokens == [TokenRow("alice", "laptop", "t1", at(1), at(5), None),
+                      TokenRow("alice", "ci", "t2", at(2), None, at(90))]
+    assert await target.copy_in(users, tokens) == (2, 2)
+    assert await target.export() == (users, tokens)
+    assert await target.password_hash("root") == (User("root", "admin"), "hash-of-root")
+    assert [token.label for token in await target.tokens("alice")] == ["laptop", "ci"]
+    signed_in, token = await target.token_user("t2")
+    assert (signed_in, token.expires_at) == (ALICE, at(90))
+    # A token used meanwhile is still the same token.
+    await target.touch_token(token.id, at(7))
+    assert await target.copy_in(users, tokens) == (0, 0)
+
+
+async def test_accounts_that_differ_are_a_conflict_and_nothing_is_written(backend, stores):
+    _, target = await stores()
+    await add_users(target, ALICE)
+    other_hash = UserRow("alice", "user", "another hash", CREATED)
+    for users, tokens in [([UserRow("bob", "user", "h", CREATED), other_hash], []),
+                          ([], [TokenRow("bob", "x", "t9", at(1), None, None)])]:
+        with pytest.raises(Conflict):
+            await target.copy_in(users, tokens)
+        assert [user.name for user, _, _ in await target.users()] == ["alice"]
+    await target.add_token("alice", "laptop", "t1", at(1))
+    with pytest.raises(Conflict, match="token"):
+        await target.copy_in([], [TokenRow("alice", "laptop", "t1", at(1), None, at(99))])

@@ -95,8 +95,8 @@ class ProgressBar:
         """A line that stays, printed above the bar."""
         self._write(("\r\x1b[K" if self.live else "") + message + "\n")
 
-    def advance(self) -> None:
-        self.count += 1
+    def advance(self, by: int = 1) -> None:
+        self.count += by
 
     def finish(self) -> None:
         if self.live:

@@ -8,6 +8,7 @@ backend. Errors are the ones in errors.py: NotFound, Gone, NameTaken,
 UserExists, StorageFull, and StartupError when the store cannot be opened.
 """
 
+from dataclasses import dataclass, fields, replace
 from typing import Awaitable, Callable, Protocol
 
 from ..accounts import EVERYTHING, ApiToken, Session, User, Viewer
@@ -18,6 +19,66 @@ from ..models import AudioRecord, ListQuery
 # Runs inside a write's transaction, before it commits; whatever it raises
 # undoes the write. It may return an async undo, awaited if the commit fails.
 BeforeCommit = Callable[..., Awaitable[Callable[[], Awaitable[None]] | None]]
+
+
+class Conflict(Exception):
+    """A copied row that the target holds in another form (`migrate`):
+    one line naming it; nothing of its batch was written."""
+
+
+@dataclass(frozen=True)
+class UserRow:
+    """An account as it is stored, its password hash included."""
+    name: str
+    role: str
+    password_hash: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """An API token as it is stored (by its hash), without its local id."""
+    user_name: str
+    label: str
+    token_hash: str
+    created_at: str
+    last_used_at: str | None
+    expires_at: str | None
+
+
+# What makes two copies of an audio row the same row: `migrate` skips an
+# identical one, stops at a different one, and checksums these.
+IDENTITY = ("name", "storage_key", "sha256", "size", "owner", "visibility", "created_at")
+
+
+def identity(record: AudioRecord) -> tuple:
+    return tuple(getattr(record, field) for field in IDENTITY)
+
+
+def needs_copy(row: "AudioRecord | UserRow | TokenRow", found: list) -> bool:
+    """For a backend's copy_in: whether `row` is new to a target whose rows
+    sharing one of its unique keys are `found`; Conflict if one is not `row`."""
+    if not found:
+        return True
+    if isinstance(row, AudioRecord):
+        same = [identity(other) for other in found] == [identity(row)]
+        what = repr(row.name)
+    elif isinstance(row, TokenRow):
+        # Its last use is the one thing a token changes by itself.
+        same = found == [replace(row, last_used_at=found[0].last_used_at)]
+        what = f"an API token of {row.user_name!r}"
+    else:
+        same, what = found == [row], f"the account {row.name!r}"
+    if not same:
+        raise Conflict(f"the target already holds {what} with other values: "
+                       f"{_differences(row, found[0])}")
+    return False
+
+
+def _differences(row, other) -> str:
+    names = IDENTITY if isinstance(row, AudioRecord) else [field.name for field in fields(row)]
+    differ = [field for field in names if getattr(row, field) != getattr(other, field)]
+    return "its " + ", ".join(differ) + " differ" if differ else "another row has its key"
 
 
 def audio_store(config: Config) -> "AudioStore":
@@ -93,6 +154,12 @@ class AudioStore(Protocol):
     async def insert(self, records: list[AudioRecord]) -> None:
         """All or none; NameTaken when the unique name constraint refuses one."""
 
+    async def copy_in(self, records: list[AudioRecord]) -> int:
+        """Insert those of `records` the store does not hold, in one
+        transaction, and return how many; a row already there with the same
+        name, storage key, sha256, size, owner, visibility and time is
+        skipped. Conflict (and nothing of the batch written) if one differs."""
+
     async def delete(self, name: str, before_commit: BeforeCommit | None = None
                      ) -> AudioRecord: ...
 
@@ -151,3 +218,11 @@ class AccountStore(Protocol):
     async def add_failure(self, keys: list[str], now: str, forget_before: str) -> None: ...
 
     async def clear_failures(self, keys: list[str]) -> None: ...
+
+    async def export(self) -> tuple[list[UserRow], list[TokenRow]]:
+        """Every account and every API token, with their hashes, sorted."""
+
+    async def copy_in(self, users: list[UserRow], tokens: list[TokenRow]) -> tuple[int, int]:
+        """Add the accounts and tokens the store does not hold, in one
+        transaction; how many of each. An identical one is skipped (a token's
+        last use may differ); Conflict, and nothing written, if one differs."""

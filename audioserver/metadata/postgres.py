@@ -18,7 +18,7 @@ import asyncpg
 from ..accounts import EVERYTHING, Viewer
 from ..errors import NameTaken, StartupError, StorageFull
 from ..models import SORT_COLUMNS, AudioRecord, ListQuery
-from . import no_audio, visible
+from . import Conflict, needs_copy, no_audio, visible
 
 if TYPE_CHECKING:
     from .postgres_accounts import PostgresAccounts
@@ -307,6 +307,32 @@ class PostgresDatabase:
                         *record, record.name.casefold())
                 except asyncpg.UniqueViolationError:
                     raise NameTaken(record.name) from None
+
+    async def copy_in(self, records: list[AudioRecord]) -> int:
+        """Insert those of `records` not here yet; Conflict for one that
+        differs (see metadata.AudioStore.copy_in), and none is written."""
+        copied = 0
+        async with self.transaction() as conn:
+            for record in records:
+                # storage_key is not UNIQUE here (see MIGRATIONS): looked up too.
+                found = await conn.fetch(
+                    f"SELECT {COLUMNS} FROM audio WHERE name = $1 OR storage_key = $2",
+                    record.name, record.storage_key)
+                if not needs_copy(record, [AudioRecord(*row) for row in found]):
+                    continue
+                try:
+                    await conn.execute(
+                        f"INSERT INTO audio ({COLUMNS}, name_folded) VALUES"
+                        " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                        *record, record.name.casefold())
+                except asyncpg.ForeignKeyViolationError:
+                    raise Conflict(f"{record.name!r} is owned by {record.owner!r}, "
+                                   "an account the target does not have") from None
+                except asyncpg.UniqueViolationError:  # written meanwhile
+                    raise Conflict(f"{record.name!r} was added to the target meanwhile; "
+                                   "run migrate again") from None
+                copied += 1
+        return copied
 
     async def delete(self, name: str, before_commit=None) -> AudioRecord:
         """Delete the row called `name` and return it (NotFound if none).

@@ -4,15 +4,20 @@ whose migrations create these tables. Tokens and session ids arrive here
 already hashed.
 """
 
+from dataclasses import astuple
+
 import asyncpg
 
 from ..accounts import ApiToken, Session, User
 from ..errors import NotFound, UserExists
-from . import no_user
+from . import Conflict, TokenRow, UserRow, needs_copy, no_user
 from .postgres import PostgresDatabase
 
 _DELETE_ENDED_SESSIONS = "DELETE FROM sessions WHERE last_seen < $1 OR created < $2"
 _TOKEN_COLUMNS = "api_tokens.id, label, api_tokens.created_at, last_used_at, expires_at"
+# In the field order of metadata.UserRow and TokenRow.
+_USER_ROW = "name, role, password_hash, created_at"
+_TOKEN_ROW = "user_name, label, token_hash, created_at, last_used_at, expires_at"
 
 
 class PostgresAccounts:
@@ -184,6 +189,39 @@ class PostgresAccounts:
 
     async def clear_failures(self, keys: list[str]) -> None:
         await self.db.pool.execute("DELETE FROM login_failures WHERE key = ANY($1)", keys)
+
+    # Copying between databases (migrate)
+
+    async def export(self) -> tuple[list[UserRow], list[TokenRow]]:
+        """Every account and API token with its hash; tokens in the order made."""
+        users = await self.db.pool.fetch(f"SELECT {_USER_ROW} FROM users ORDER BY name")
+        tokens = await self.db.pool.fetch(f"SELECT {_TOKEN_ROW} FROM api_tokens ORDER BY id")
+        return [UserRow(*row) for row in users], [TokenRow(*row) for row in tokens]
+
+    async def copy_in(self, users: list[UserRow], tokens: list[TokenRow]) -> tuple[int, int]:
+        """Add the accounts and tokens not here yet, in one transaction;
+        Conflict for one that differs (see metadata.AccountStore.copy_in)."""
+        counts = [0, 0]
+        async with self._writing() as conn:
+            for index, (rows, table, key, make) in enumerate([
+                    (users, "users", "name", UserRow),
+                    (tokens, "api_tokens", "token_hash", TokenRow)]):
+                columns = _USER_ROW if make is UserRow else _TOKEN_ROW
+                for row in rows:
+                    found = await conn.fetch(
+                        f"SELECT {columns} FROM {table} WHERE {key} = $1", getattr(row, key))
+                    if not needs_copy(row, [make(*other) for other in found]):
+                        continue
+                    values = astuple(row)
+                    holes = ", ".join(f"${number}" for number in range(1, len(values) + 1))
+                    try:
+                        await conn.execute(
+                            f"INSERT INTO {table} ({columns}) VALUES ({holes})", *values)
+                    except asyncpg.ForeignKeyViolationError:
+                        raise Conflict(f"an API token of {row.user_name!r} has no account "
+                                       "to go with") from None
+                    counts[index] += 1
+        return counts[0], counts[1]
 
 
 def _rowcount(status: str) -> int:

@@ -20,7 +20,7 @@ import aiosqlite
 from ..accounts import EVERYTHING, Viewer
 from ..errors import NameTaken, StartupError, StorageFull
 from ..models import SORT_COLUMNS, AudioRecord, ListQuery
-from . import no_audio, visible
+from . import Conflict, needs_copy, no_audio, visible
 
 if TYPE_CHECKING:
     from .sqlite_accounts import Accounts
@@ -380,6 +380,28 @@ class Database:
                     )
                 except sqlite3.IntegrityError:
                     raise NameTaken(record.name) from None
+
+    async def copy_in(self, records: list[AudioRecord]) -> int:
+        """Insert those of `records` not here yet; Conflict for one that
+        differs (see metadata.AudioStore.copy_in), and none is written."""
+        copied = 0
+        async with self.transaction() as conn:
+            for record in records:
+                cursor = await conn.execute(
+                    f"SELECT {COLUMNS} FROM audio WHERE name = ? OR storage_key = ?",
+                    (record.name, record.storage_key))
+                if not needs_copy(record, [_record(row) for row in await cursor.fetchall()]):
+                    continue
+                try:
+                    await conn.execute(
+                        f"INSERT INTO audio ({COLUMNS}, name_folded)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (*_values(record), record.name.casefold()))
+                except sqlite3.IntegrityError:  # only the owner can be missing
+                    raise Conflict(f"{record.name!r} is owned by {record.owner!r}, "
+                                   "an account the target does not have") from None
+                copied += 1
+        return copied
 
     async def delete(self, name: str, before_commit=None) -> AudioRecord:
         """Delete the row called `name` and return it (NotFound if none).

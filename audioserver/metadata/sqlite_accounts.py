@@ -7,10 +7,11 @@ a secret a client could sign in with.
 """
 
 import sqlite3
+from dataclasses import astuple
 
 from ..accounts import ApiToken, Session, User
 from ..errors import NotFound, UserExists
-from . import no_user
+from . import Conflict, TokenRow, UserRow, needs_copy, no_user
 from .sqlite import Database
 
 _DELETE_ENDED_SESSIONS = "DELETE FROM sessions WHERE last_seen < ? OR created < ?"
@@ -18,6 +19,9 @@ _DELETE_ENDED_SESSIONS = "DELETE FROM sessions WHERE last_seen < ? OR created < 
 
 
 _TOKEN_COLUMNS = "api_tokens.id, label, api_tokens.created_at, last_used_at, expires_at"
+# In the field order of metadata.UserRow and TokenRow.
+_USER_ROW = "name, role, password_hash, created_at"
+_TOKEN_ROW = "user_name, label, token_hash, created_at, last_used_at, expires_at"
 
 
 
@@ -191,6 +195,39 @@ class Accounts:
         async with self.db.transaction() as conn:
             await conn.executemany("DELETE FROM login_failures WHERE key = ?",
                                    [(key,) for key in keys])
+
+    # Copying between databases (migrate)
+
+    async def export(self) -> tuple[list[UserRow], list[TokenRow]]:
+        """Every account and API token with its hash; tokens in the order made."""
+        users = await self.db.reader.execute(f"SELECT {_USER_ROW} FROM users ORDER BY name")
+        tokens = await self.db.reader.execute(f"SELECT {_TOKEN_ROW} FROM api_tokens ORDER BY id")
+        return ([UserRow(*row) for row in await users.fetchall()],
+                [TokenRow(*row) for row in await tokens.fetchall()])
+
+    async def copy_in(self, users: list[UserRow], tokens: list[TokenRow]) -> tuple[int, int]:
+        """Add the accounts and tokens not here yet, in one transaction;
+        Conflict for one that differs (see metadata.AccountStore.copy_in)."""
+        counts = [0, 0]
+        async with self.db.transaction() as conn:
+            for index, (rows, table, key, make) in enumerate([
+                    (users, "users", "name", UserRow),
+                    (tokens, "api_tokens", "token_hash", TokenRow)]):
+                columns = _USER_ROW if make is UserRow else _TOKEN_ROW
+                for row in rows:
+                    cursor = await conn.execute(
+                        f"SELECT {columns} FROM {table} WHERE {key} = ?", (getattr(row, key),))
+                    if not needs_copy(row, [make(*found) for found in await cursor.fetchall()]):
+                        continue
+                    values = astuple(row)
+                    try:
+                        await conn.execute(f"INSERT INTO {table} ({columns}) VALUES"
+                                           f" ({', '.join('?' * len(values))})", values)
+                    except sqlite3.IntegrityError:  # a token whose account is missing
+                        raise Conflict(f"an API token of {row.user_name!r} has no account "
+                                       "to go with") from None
+                    counts[index] += 1
+        return counts[0], counts[1]
 
     async def _one(self, sql: str, params: tuple):
         cursor = await self.db.reader.execute(sql, params)
