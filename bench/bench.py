@@ -30,6 +30,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 from upload_memory import WavSource  # noqa: E402
 
 from audioserver.web.listing import encode_cursor  # noqa: E402
+from pgserver import PostgresServer  # noqa: E402
 from serverprocess import ServerProcess, free_port  # noqa: E402
 
 MB = 1_000_000
@@ -413,6 +414,57 @@ def _cell(figure: dict) -> str:
     return f"{figure['median']:.1f} ({figure['min']:.1f}-{figure['max']:.1f})"
 
 
+def backends(tmp: Path, runs: int, seconds: int, workers: int) -> dict:
+    """/info, /list and 10 MB uploads with the metadata in SQLite and in
+    PostgreSQL (a throwaway cluster on this machine, as the tests start it),
+    the two servers measured turn about in one run."""
+    postgres = PostgresServer()
+    postgres.start()
+    servers = {}
+    try:
+        postgres.run_sql("CREATE DATABASE bench")
+        for name, env in [("sqlite", {}),
+                          ("postgresql", {"AUDIOSERVER_DATABASE": postgres.url("bench")})]:
+            (tmp / name).mkdir()
+            servers[name] = ServerProcess(tmp / name / "data", tmp / name,
+                                          env={**NO_LIMITS, **env}, workers=workers).start()
+            for index in range(150):
+                servers[name].put(f"small{index:03d}.wav", wav_bytes(index % 30 + 1))
+        source = tmp / "upload.wav"
+        write_wav(source, 10 * MB)
+        figures = {name: {"info": [], "list": [], "upload": []} for name in servers}
+        for run in range(runs):
+            for name, server in servers.items():
+                base = f"http://127.0.0.1:{server.port}"
+                figures[name]["info"].append(wrk(f"{base}/info?name=small007.wav", seconds))
+                figures[name]["list"].append(wrk(f"{base}/list?maxduration=20&limit=100",
+                                                 seconds))
+                figures[name]["upload"].append(
+                    mb_per_s(*curl("-T", str(source), f"{base}/upload?name=up{run}.wav")))
+                server.request("DELETE", f"/delete?name=up{run}.wav")
+    finally:
+        for server in servers.values():
+            server.stop()
+        postgres.stop()
+    return {name: {"info": {k: spread([r[k] for r in f["info"]]) for k in ("rps", "p99_ms")},
+                   "list": {k: spread([r[k] for r in f["list"]]) for k in ("rps", "p99_ms")},
+                   "upload_mb_s": spread(f["upload"])}
+            for name, f in figures.items()}
+
+
+def backends_table(figures: dict) -> str:
+    sqlite, postgresql = figures["sqlite"], figures["postgresql"]
+    rows = [("/info req/s", sqlite["info"]["rps"], postgresql["info"]["rps"]),
+            ("/info p99 ms", sqlite["info"]["p99_ms"], postgresql["info"]["p99_ms"]),
+            ("/list?limit=100 req/s", sqlite["list"]["rps"], postgresql["list"]["rps"]),
+            ("/list p99 ms", sqlite["list"]["p99_ms"], postgresql["list"]["p99_ms"]),
+            ("Upload raw 10 MB, MB/s", sqlite["upload_mb_s"], postgresql["upload_mb_s"])]
+    lines = [f"{'measure':<34}{'SQLite (median, range)':>26}{'PostgreSQL':>26}{'ratio':>8}"]
+    for label, ours, theirs in rows:
+        lines.append(f"{label:<34}{_cell(ours):>26}{_cell(theirs):>26}{ratio(theirs, ours):>8.2f}")
+    return "\n".join(lines)
+
+
 def ratelimit_only(tmp: Path, args) -> dict:
     server = ServerProcess(tmp / "data", tmp, env=NO_LIMITS, workers=args.workers)
     server.start()
@@ -437,7 +489,15 @@ def main() -> None:
                         help="measure only the library of --rows files")
     parser.add_argument("--ratelimit-only", action="store_true",
                         help="measure only what the rate limits cost /info")
+    parser.add_argument("--backends-only", action="store_true",
+                        help="measure only SQLite against PostgreSQL")
     args = parser.parse_args()
+    if args.backends_only:
+        with tempfile.TemporaryDirectory() as name:
+            figures = backends(Path(name), args.runs, args.seconds, args.workers)
+        print(json.dumps(figures, indent=2))
+        print(backends_table(figures))
+        return
     if args.big_library_only:
         with tempfile.TemporaryDirectory() as name:
             figures = big_library(Path(name), args.rows, 3, args.seconds, args.workers)
@@ -470,9 +530,11 @@ def main() -> None:
             server.stop()
             nginx.stop()
         results["big_library"] = big_library(tmp, args.rows, 3, args.seconds, args.workers)
+        results["backends"] = backends(tmp, args.runs, args.seconds, args.workers)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"{results['date']}, {results['machine']}, {args.workers} workers")
     print(table(results))
+    print(backends_table(results["backends"]))
     print(f"figures: {args.out}")
 
 

@@ -176,7 +176,7 @@ def test_rows_added_after_a_move_are_copied_by_the_next(library, postgres_url):
     finally:
         server.stop()
     assert summary(migrate(library.data, "--to", postgres_url)) \
-        == "migrated 1 files and 0 accounts" + SUMMARY
+        == "migrated 1 file and 0 accounts" + SUMMARY
 
 
 def test_a_run_killed_while_copying_is_finished_by_the_next(tmp_path, postgres_url):

@@ -55,8 +55,8 @@ async def migrate(config: Config, source_url: str | None, target_url: str) -> in
           "not copied: people sign in again; passwords and API tokens work as before")
     if differences:
         return _fail("copied, but the databases differ: " + "; ".join(differences))
-    print(f"migrated {copied} files and {accounts} accounts; verified: counts and "
-          "checksums match")
+    print(f"migrated {copied} file{'s' if copied != 1 else ''} and {accounts} "
+          f"account{'s' if accounts != 1 else ''}; verified: counts and checksums match")
     return 0
 
 
