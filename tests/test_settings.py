@@ -9,6 +9,7 @@ from audioserver.config import (
     parse_host_name,
     parse_size,
 )
+from audioserver.metadata import audio_store
 from audioserver.web.templating import format_duration, format_size
 from serverprocess import ServerProcess, audioserver
 
@@ -126,3 +127,18 @@ def test_the_database_may_live_outside_the_data_directory(tmp_path):
     listed = audioserver(server.data_dir, "user", "list", "--database", f"sqlite://{elsewhere}")
     assert listed.returncode == 0, listed.stderr
     assert not (server.data_dir / "audioserver.sqlite3").exists()
+
+
+def test_the_database_pool_bounds_each_processes_connections():
+    config = Config(database=parse_database("postgresql://u:p@db.example/library"),
+                    database_pool=3)
+    assert audio_store(config).max_size == 3
+    assert defaults_from_environment({"AUDIOSERVER_DATABASE_POOL": "7"})["database_pool"] == 7
+    with pytest.raises(ValueError, match="AUDIOSERVER_DATABASE_POOL='0'"):
+        defaults_from_environment({"AUDIOSERVER_DATABASE_POOL": "0"})
+
+
+def test_a_postgresql_url_names_a_database():
+    assert parse_database(" postgresql://u:p@h:5432/lib ") == "postgresql://u:p@h:5432/lib"
+    with pytest.raises(ValueError, match="is not a database"):
+        parse_database("postgresql://u:p@h:5432/")
