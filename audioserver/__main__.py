@@ -26,7 +26,9 @@ from .config import (
     parse_count,
     parse_database,
     parse_rate,
+    parse_redis,
     parse_seconds,
+    parse_token,
     parse_size,
 )
 from .errors import StartupError
@@ -83,6 +85,14 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
                         default=defaults["shutdown_timeout"], metavar="SECONDS",
                         help="on SIGTERM, how long requests in flight may take to finish "
                         "(default %(default)g)")
+    parser.add_argument("--redis", type=_flag(parse_redis), default=defaults["redis"],
+                        metavar="URL", help="keep the rate limits in this Redis, shared by "
+                        "several instances: redis://HOST:PORT/DB (default: a file in the "
+                        "data directory, for one machine)")
+    parser.add_argument("--metrics-token", type=_flag(parse_token),
+                        default=defaults["metrics_token"], metavar="TOKEN",
+                        help="/metrics answers a Bearer TOKEN from anywhere (default: "
+                        "loopback only); AUDIOSERVER_METRICS_TOKEN keeps it out of ps")
     _add_storage_flags(parser, defaults)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     importer = commands.add_parser(

@@ -137,6 +137,28 @@ def parse_database(text: str) -> str:
     return path
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def parse_redis(text: str) -> str:
+    """--redis: redis://[:PASSWORD@]HOST:PORT/DB (rediss:// over TLS, unix://
+    for a socket), kept as it is. The message never repeats the text: it
+    may hold a password."""
+    url = text.strip()
+    if not url.startswith(REDIS_SCHEMES):
+        raise ValueError("not a Redis URL: give redis://HOST:PORT/DB "
+                         "(redis://:PASSWORD@HOST:PORT/DB with a password)")
+    return url
+
+
+def parse_token(text: str) -> str:
+    """--metrics-token: a secret long enough not to be guessed."""
+    token = text.strip()
+    if len(token) < 16:
+        raise ValueError("the metrics token must be at least 16 characters long")
+    return token
+
+
 def parse_seconds(text: str) -> float:
     """A positive, finite number of seconds."""
     try:
@@ -230,6 +252,12 @@ class Config:
     database: str | None = None
     # PostgreSQL connections each process keeps at most (--database-pool).
     database_pool: int = DEFAULT_DATABASE_POOL
+    # Rate-limit buckets in Redis (--redis), shared by several instances;
+    # None: the data directory's memory-mapped file.
+    redis: str | None = None
+    # What a scraper of /metrics from beyond this machine sends as a Bearer
+    # token; None: loopback only.
+    metrics_token: str | None = None
     # None: no limit on that budget.
     read_rate: Rate | None = parse_rate(DEFAULT_READ_RATE)
     write_rate: Rate | None = parse_rate(DEFAULT_WRITE_RATE)
@@ -316,7 +344,13 @@ ENVIRONMENT = {
     "body_timeout": ("AUDIOSERVER_BODY_TIMEOUT", parse_seconds),
     "body_min_rate": ("AUDIOSERVER_BODY_MIN_RATE", parse_size),
     "shutdown_timeout": ("AUDIOSERVER_SHUTDOWN_TIMEOUT", parse_seconds),
+    "redis": ("AUDIOSERVER_REDIS", parse_redis),
+    "metrics_token": ("AUDIOSERVER_METRICS_TOKEN", parse_token),
 }
+
+
+# Variables whose values may hold a password or a token.
+SECRET_VARIABLES = ("AUDIOSERVER_REDIS", "AUDIOSERVER_METRICS_TOKEN")
 
 
 def defaults_from_environment(environ=os.environ) -> dict:
@@ -327,5 +361,7 @@ def defaults_from_environment(environ=os.environ) -> dict:
             try:
                 values[key] = convert(environ[variable])
             except ValueError as exc:
-                raise ValueError(f"{variable}={environ[variable]!r}: {exc}") from None
+                # A secret's value is not repeated: it would land in a log.
+                shown = "..." if variable in SECRET_VARIABLES else repr(environ[variable])
+                raise ValueError(f"{variable}={shown}: {exc}") from None
     return values

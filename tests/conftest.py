@@ -8,6 +8,7 @@ import pytest
 
 import audiofiles
 from pgserver import PostgresServer
+from redisserver import RedisServer
 from audioserver.config import Config
 from audioserver.web.app import create_app
 from audioserver.web.keys import library_key
@@ -107,3 +108,20 @@ def postgres():
 def postgres_url(postgres) -> str:
     """A fresh, migrated database of its own for one test."""
     return postgres.create_database()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """One throwaway Redis for the whole session."""
+    server = RedisServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """A Redis database of its own for one test."""
+    return redis_server.url()

@@ -136,47 +136,47 @@ async def test_forwarded_for_means_nothing_from_an_untrusted_peer(client):
     assert [a.status for a in answers] == [200, 200, 200, 429]
 
 
-def test_every_process_sees_the_same_buckets(tmp_path):
+async def test_every_process_sees_the_same_buckets(tmp_path):
     """Two mappings of one file, as two workers have."""
     first, second = SharedBuckets(tmp_path / "b"), SharedBuckets(tmp_path / "b")
     try:
         rate = Rate(2, 60, "minute")
-        assert first.take("reads:address:x", rate, now=1000.0).allowed
-        assert second.take("reads:address:x", rate, now=1000.0).allowed
-        refused = first.take("reads:address:x", rate, now=1000.0)
+        assert (await first.take("reads:address:x", rate, now=1000.0)).allowed
+        assert (await second.take("reads:address:x", rate, now=1000.0)).allowed
+        refused = await first.take("reads:address:x", rate, now=1000.0)
         assert not refused.allowed and refused.retry_after == 30
-        assert second.take("reads:address:y", rate, now=1000.0).allowed
-        assert second.take("reads:address:x", rate, now=1030.0).allowed
+        assert (await second.take("reads:address:y", rate, now=1000.0)).allowed
+        assert (await second.take("reads:address:x", rate, now=1030.0)).allowed
     finally:
-        first.close()
-        second.close()
+        await first.close()
+        await second.close()
 
 
-def test_when_the_slots_are_full_the_stalest_bucket_gives_way(tmp_path, monkeypatch):
+async def test_when_the_slots_are_full_the_stalest_bucket_gives_way(tmp_path, monkeypatch):
     buckets = SharedBuckets(tmp_path / "b")
     try:
         rate = Rate(1, 3600, "hour")
         # Every key in one slot's neighbourhood: the table is full there.
         monkeypatch.setattr("audioserver.ratelimit.mmap._hash", lambda key: SLOTS * int(key) + 1)
         for key in range(8):
-            assert buckets.take(str(key), rate, now=1000.0 + key).allowed
-        assert buckets.take("8", rate, now=1100.0).allowed  # takes key 0's slot
+            assert (await buckets.take(str(key), rate, now=1000.0 + key)).allowed
+        assert (await buckets.take("8", rate, now=1100.0)).allowed  # takes key 0's slot
         # Key 0 comes back to a full bucket; the others are still counted.
-        assert buckets.take("0", rate, now=1101.0).allowed
-        assert not buckets.take("7", rate, now=1101.0).allowed
-        assert not buckets.take("8", rate, now=1101.0).allowed
+        assert (await buckets.take("0", rate, now=1101.0)).allowed
+        assert not (await buckets.take("7", rate, now=1101.0)).allowed
+        assert not (await buckets.take("8", rate, now=1101.0)).allowed
     finally:
-        buckets.close()
+        await buckets.close()
 
 
-def test_a_file_of_another_layout_is_started_afresh(tmp_path):
+async def test_a_file_of_another_layout_is_started_afresh(tmp_path):
     path = tmp_path / "b"
     path.write_bytes(b"something else entirely")
     buckets = SharedBuckets(path)
     try:
-        assert buckets.take("k", Rate(1, 60, "minute"), now=1.0).allowed
+        assert (await buckets.take("k", Rate(1, 60, "minute"), now=1.0)).allowed
     finally:
-        buckets.close()
+        await buckets.close()
 
 
 @pytest.mark.parametrize("text", ["12", "0/s", "5/fortnight", "-1/min", ""])

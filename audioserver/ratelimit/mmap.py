@@ -21,30 +21,17 @@ import mmap
 import os
 import struct
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Config, Rate
+from ..config import Rate
 from ..errors import StartupError
+from . import Decision, decision
 
 _MAGIC = b"ASRL0001"
 _HEADER = 16  # the magic and the slot count
 _SLOT = struct.Struct("<Qdd")  # key hash (0: free), tokens, when last touched
 SLOTS = 65536  # 1.5 MiB: far more clients than a server sees in one period
 PROBES = 8  # slots tried from the hashed one before the stalest is taken over
-
-
-@dataclass(slots=True)  # not frozen: a frozen dataclass costs a microsecond to make
-class Decision:
-    allowed: bool
-    limit: int
-    remaining: int
-    reset: int  # seconds until the bucket is full again
-    retry_after: int  # seconds until the next token, when refused
-
-    def headers(self) -> dict[str, str]:
-        return {"RateLimit-Limit": str(self.limit), "RateLimit-Remaining": str(self.remaining),
-                "RateLimit-Reset": str(self.reset)}
 
 
 class SharedBuckets:
@@ -71,12 +58,16 @@ class SharedBuckets:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._map = mmap.mmap(self._fd, size)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self._map.close()
         os.close(self._fd)
 
-    def take(self, key: str, rate: Rate, now: float | None = None) -> Decision:
-        """Take a token from `key`'s bucket for `rate`, if it has one."""
+    async def ping(self) -> None:
+        """A file we hold open and mapped is always there."""
+
+    async def take(self, key: str, rate: Rate, now: float | None = None) -> Decision:
+        """Take a token from `key`'s bucket for `rate`, if it has one. Never
+        awaits: the flock is held for microseconds."""
         now = time.time() if now is None else now
         wanted = _hash(key)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
@@ -93,11 +84,7 @@ class SharedBuckets:
             _SLOT.pack_into(self._map, offset, wanted, tokens, now)
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
-        return Decision(
-            allowed=allowed, limit=rate.count, remaining=int(tokens),
-            reset=math.ceil((rate.count - tokens) / rate.per_second),
-            retry_after=0 if allowed else max(1, math.ceil((1.0 - tokens) / rate.per_second)),
-        )
+        return decision(allowed, tokens, rate)
 
     def _slot(self, wanted: int) -> int:
         """The offset of `wanted`'s slot: its own, a free one, or the stalest."""
@@ -116,13 +103,3 @@ class SharedBuckets:
 def _hash(key: str) -> int:
     # Never 0, which marks a free slot.
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") | 1
-
-
-class RateLimiter:
-    """The budgets of one server, over the buckets every worker shares."""
-
-    def __init__(self, buckets: SharedBuckets, config: Config):
-        self.buckets = buckets
-        # A budget whose rate is None has no limit.
-        self.rates = {"uploads": config.upload_rate, "writes": config.write_rate,
-                      "reads": config.read_rate}

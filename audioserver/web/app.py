@@ -5,7 +5,7 @@ from aiohttp import web
 from ..auth import Auth
 from ..config import Config
 from ..library import open_library
-from ..ratelimit.mmap import RateLimiter, SharedBuckets
+from ..ratelimit import RateLimiter, open_buckets
 from .auth import auth_middleware, csrf_middleware
 from .bodies import form_middleware
 from .caching import add_cache_headers
@@ -41,10 +41,10 @@ async def auth_ctx(app: web.Application):
 
 async def ratelimit_ctx(app: web.Application):
     # After library_ctx, which makes the data directory.
-    buckets = SharedBuckets(app[config_key].ratelimit_path)
+    buckets = open_buckets(app[config_key])
     app[ratelimiter_key] = RateLimiter(buckets, app[config_key])
     yield
-    buckets.close()
+    await buckets.close()
 
 
 def create_app(config: Config) -> web.Application:

@@ -34,7 +34,7 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
                 request[user_key], request[token_key] = await auth.bearer_user(header)
             except Unauthorized:
                 # Guessing tokens spends the address's budget like any flood.
-                charge(request)
+                await charge(request)
                 raise
         elif secret := request.cookies.get(SESSION_COOKIE):
             session = await auth.session(secret)

@@ -6,7 +6,7 @@ from ..accounts import ApiToken, Session, User
 from ..auth import Auth
 from ..config import Config
 from ..library import Library
-from ..ratelimit.mmap import Decision, RateLimiter
+from ..ratelimit import Decision, RateLimiter
 
 config_key = web.AppKey("config", Config)
 library_key = web.AppKey("library", Library)

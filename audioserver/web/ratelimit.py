@@ -19,7 +19,7 @@ def budget_of(request: web.Request) -> str | None:
     return "uploads" if is_upload(request) else "writes"
 
 
-def charge(request: web.Request) -> None:
+async def charge(request: web.Request) -> None:
     """Spend a token of the request's budget: the signed-in account's, or the
     client address's. TooManyRequests when the bucket is empty."""
     limiter = request.app[ratelimiter_key]
@@ -29,7 +29,9 @@ def charge(request: web.Request) -> None:
         return
     user = request.get(user_key)
     client = f"user:{user.name}" if user is not None else f"address:{client_address(request)}"
-    decision = limiter.buckets.take(f"{budget}:{client}", rate)
+    decision = await limiter.buckets.take(f"{budget}:{client}", rate)
+    if decision is None:  # the buckets cannot be reached: let it through
+        return
     request[ratelimit_decision_key] = decision
     if not decision.allowed:
         raise TooManyRequests(
@@ -40,7 +42,7 @@ def charge(request: web.Request) -> None:
 
 @web.middleware
 async def ratelimit_middleware(request: web.Request, handler) -> web.StreamResponse:
-    charge(request)
+    await charge(request)
     return await handler(request)
 
 

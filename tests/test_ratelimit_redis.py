@@ -1,0 +1,95 @@
+"""Rate limits in Redis (--redis): one budget across instances, the script
+reloaded after a flush, and requests let through when Redis is down."""
+
+import logging
+
+from audioserver.config import Config, Rate, parse_rate
+from audioserver.ratelimit.redis import KEY_PREFIX, RedisBuckets
+from audioserver.web.app import create_app
+from serverprocess import ServerProcess, free_port
+
+SECRET = "hunter2-not-for-logs"
+
+
+def instance_config(tmp_path, name: str, redis_url: str, **changes) -> Config:
+    """An instance of its own (data directory and all) on one shared Redis."""
+    return Config(data_dir=tmp_path / name, redis=redis_url, probe_workers=1,
+                  read_rate=parse_rate("3/hour"), **changes)
+
+
+def database_of(url: str) -> int:
+    return int(url.rsplit("/", 1)[1])
+
+
+async def test_two_instances_spend_one_budget(aiohttp_client, tmp_path, redis_url, redis_server):
+    first = await aiohttp_client(create_app(instance_config(tmp_path, "a", redis_url)))
+    second = await aiohttp_client(create_app(instance_config(tmp_path, "b", redis_url)))
+    answers = [await first.get("/list"), await second.get("/list"), await first.get("/list")]
+    assert [a.status for a in answers] == [200, 200, 200]
+    assert [a.headers["RateLimit-Remaining"] for a in answers] == ["2", "1", "0"]
+    refused = await second.get("/list")
+    assert refused.status == 429
+    assert int(refused.headers["Retry-After"]) == 1200
+    # The bucket is in Redis, not in either data directory's file.
+    assert redis_server.command("EXISTS", f"{KEY_PREFIX}reads:address:127.0.0.1",
+                                db=database_of(redis_url)) == ":1"
+    assert not (tmp_path / "a" / "ratelimit.buckets").exists()
+
+
+async def test_the_script_is_loaded_again_after_a_flush(redis_url, redis_server):
+    buckets = RedisBuckets(redis_url)
+    try:
+        rate = Rate(2, 3600, "hour")
+        assert (await buckets.take("k", rate)).remaining == 1
+        assert redis_server.command("SCRIPT", "FLUSH") == "+OK"
+        taken = await buckets.take("k", rate)
+        assert taken.allowed and taken.remaining == 0
+        refused = await buckets.take("k", rate)
+        assert not refused.allowed and refused.retry_after == 1800
+    finally:
+        await buckets.close()
+
+
+async def test_a_bucket_expires_once_it_would_be_full(redis_url, redis_server):
+    buckets = RedisBuckets(redis_url)
+    try:
+        await buckets.take("k", Rate(10, 1, "second"))
+        ttl = int(redis_server.command("PTTL", KEY_PREFIX + "k",
+                                       db=database_of(redis_url)).lstrip(":"))
+        # One token spent at 10 a second: full again in 100 ms, plus a second's margin.
+        assert 0 < ttl <= 1100
+    finally:
+        await buckets.close()
+
+
+async def test_when_redis_is_down_requests_go_through(aiohttp_client, tmp_path, caplog):
+    nowhere = f"redis://:{SECRET}@127.0.0.1:{free_port()}/0"
+    client = await aiohttp_client(create_app(instance_config(tmp_path, "a", nowhere)))
+    with caplog.at_level(logging.INFO):
+        answers = [await client.get("/list") for _ in range(5)]
+    assert [a.status for a in answers] == [200] * 5
+    assert "RateLimit-Remaining" not in answers[0].headers
+    outages = [r for r in caplog.records if r.name == "audioserver.ratelimit.redis"]
+    assert len(outages) == 1  # once per outage, not per request
+    assert "cannot be reached" in outages[0].getMessage()
+    assert SECRET not in caplog.text
+
+
+def test_a_bad_redis_url_is_refused_without_repeating_it(tmp_path):
+    server = ServerProcess(tmp_path / "data", tmp_path, workers=1)
+    assert server.run_until_exit("--redis", f"http://:{SECRET}@127.0.0.1/0") == 2
+    assert "not a Redis URL" in server.stderr
+    assert SECRET not in server.stderr
+    server.env["AUDIOSERVER_REDIS"] = f"localhost:{SECRET}"
+    assert server.run_until_exit() == 2
+    assert "AUDIOSERVER_REDIS" in server.stderr and SECRET not in server.stderr
+
+
+def test_the_redis_flag_shares_the_budget_across_workers(tmp_path, redis_url):
+    server = ServerProcess(tmp_path / "data", tmp_path, workers=2)
+    try:
+        server.start(server.command("--read-rate", "5/hour", "--redis", redis_url))
+        statuses = [server.request("GET", "/list")[0] for _ in range(6)]
+        assert statuses == [200] * 5 + [429]
+    finally:
+        server.kill()
