@@ -117,3 +117,13 @@ class StorageRefused(AudioServerError):
 
 class StartupError(Exception):
     """The server must not start; the message tells the operator why."""
+
+
+class NotReady(AudioServerError):
+    """A backend this server needs does not answer, or the server is stopping:
+    a load balancer should send the request elsewhere for now."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+    def __init__(self, detail: str, retry_after: int, **extra):
+        super().__init__(detail, headers={"Retry-After": str(retry_after)}, **extra)

@@ -9,6 +9,7 @@ without its file or a file without its row.
 import asyncio
 import functools
 import logging
+import time
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
@@ -46,6 +47,8 @@ class Library:
         self.storage = storage
         self.probes = probes  # None when opened without parsers
         self.waveforms = waveforms
+        # Called with each probe's seconds (the server's metrics), if set.
+        self.on_probe = None
         # Removing an account disowns its files, in their sidecars too.
         self.accounts = db.accounts(on_disown=self.disown)
 
@@ -54,11 +57,19 @@ class Library:
         """Probe and store all of `staged`, or none of them."""
         try:
             # Staged uploads are local files whatever the backend (staging.py).
-            infos = [await self.probes.probe(item.upload.path, item.name) for item in staged]
+            infos = [await self._probe(item) for item in staged]
         except BaseException:
             await self.discard(staged)
             raise
         return await asyncio.shield(self._commit(staged, infos, owner, visibility))
+
+    async def _probe(self, item: Staged) -> AudioInfo:
+        started = time.perf_counter()
+        try:
+            return await self.probes.probe(item.upload.path, item.name)
+        finally:
+            if self.on_probe is not None:
+                self.on_probe(time.perf_counter() - started)
 
     async def _commit(self, staged: list[Staged], infos: list[AudioInfo], owner: str | None,
                       visibility: str) -> list[AudioRecord]:

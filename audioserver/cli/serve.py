@@ -19,11 +19,14 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import secrets
+import shutil
 import signal
+import tempfile
 import time
 from dataclasses import replace
 
 from aiohttp import web
+from prometheus_client import multiprocess
 
 from ..config import Config
 from ..errors import StartupError
@@ -31,6 +34,9 @@ from ..library import open_library
 from ..parentage import die_with_parent
 from ..web.app import create_app
 from ..web.draining import InFlight, inflight_middleware
+from ..web.health import HEALTH_PATHS
+from ..web.keys import inflight_key
+from ..web.measures import MULTIPROC_VARIABLE
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +68,10 @@ class AccessLogger(web.AbstractAccessLogger):
     every request, a tenth of the cost of a small answer."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info('%s "%s %s" %d %d %.1f ms', request.remote, request.method,
-                         request.path_qs, response.status, response.body_length, time * 1000)
+        # Health checks come every few seconds from every balancer: debug only.
+        level = logging.DEBUG if request.path in HEALTH_PATHS else logging.INFO
+        self.logger.log(level, '%s "%s %s" %d %d %.1f ms', request.remote, request.method,
+                        request.path_qs, response.status, response.body_length, time * 1000)
 
 
 async def _serve(config: Config, announce, stop_signals: tuple[int, ...]) -> None:
@@ -75,6 +83,7 @@ async def _serve(config: Config, announce, stop_signals: tuple[int, ...]) -> Non
     inflight = InFlight()
     app = create_app(config)
     app.middlewares.insert(0, inflight_middleware(inflight))
+    app[inflight_key] = inflight  # /readyz says no once it is stopping
     runner = web.AppRunner(app, shutdown_timeout=CANCEL_GRACE, access_log_class=AccessLogger)
     await runner.setup()
     try:
@@ -82,6 +91,7 @@ async def _serve(config: Config, announce, stop_signals: tuple[int, ...]) -> Non
         await site.start()
         announce()
         await _signalled(stop_signals)
+        inflight.stopping = True  # /readyz answers 503 on connections kept alive
         await site.stop()  # no new connections
         await inflight.drain(config.shutdown_timeout)
     finally:
@@ -123,6 +133,11 @@ class Supervisor:
     def run(self) -> None:
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
+        # The workers' metrics, summed by whichever answers a scrape: a
+        # directory of this instance's own, made empty and removed at exit
+        # (a shared or reused one would add up other processes' counts).
+        metrics_dir = tempfile.mkdtemp(prefix="audioserver-metrics-")
+        os.environ[MULTIPROC_VARIABLE] = metrics_dir  # the spawned workers inherit it
         try:
             self.workers = [self._start() for _ in range(self.config.workers)]
             self._wait_until_ready()
@@ -132,6 +147,7 @@ class Supervisor:
             pass
         finally:
             self._stop_all()
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
     def _start(self) -> multiprocessing.Process:
         process = self.context.Process(target=_worker_main,
@@ -161,6 +177,8 @@ class Supervisor:
             for sentinel in multiprocessing.connection.wait(list(sentinels)):
                 dead = sentinels[sentinel]
                 log.error("worker %d exited with %s; starting another", dead.pid, dead.exitcode)
+                # Its uploads in flight are no longer in flight.
+                multiprocess.mark_process_dead(dead.pid)
                 self.workers[self.workers.index(dead)] = self._start()
                 time.sleep(1)  # do not spin if every start fails
 

@@ -146,6 +146,9 @@ class AudioStore(Protocol):
     async def summary(self, viewer: Viewer = EVERYTHING) -> tuple[int, float]:
         """How many available files `viewer` may see, and their total duration."""
 
+    async def totals(self) -> tuple[int, int, float]:
+        """Every available file: how many, their bytes, their duration."""
+
     async def storage_keys(self) -> dict[str, tuple[str, bool]]:
         """Every row's storage key -> (name, available)."""
 

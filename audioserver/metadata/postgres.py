@@ -284,6 +284,13 @@ class PostgresDatabase:
             f" WHERE {' AND '.join(where)}", *params)
         return row[0], row[1]
 
+    async def totals(self) -> tuple[int, int, float]:
+        """Every available file: how many, their bytes, their duration (/metrics)."""
+        row = await self._pool.fetchrow(
+            "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(duration), 0) FROM audio"
+            " WHERE available")
+        return row[0], int(row[1]), row[2]
+
     async def storage_keys(self) -> dict[str, tuple[str, bool]]:
         """Every row's storage key -> its name and whether its file was last seen."""
         rows = await self._pool.fetch("SELECT storage_key, name, available FROM audio")

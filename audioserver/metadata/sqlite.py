@@ -342,6 +342,13 @@ class Database:
         count, duration = await cursor.fetchone()
         return count, duration
 
+    async def totals(self) -> tuple[int, int, float]:
+        """Every available file: how many, their bytes, their duration (/metrics)."""
+        cursor = await self._reader.execute(
+            "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(duration), 0) FROM audio"
+            " WHERE available")
+        return tuple(await cursor.fetchone())
+
     async def storage_keys(self) -> dict[str, tuple[str, bool]]:
         """Every row's storage key -> its name and whether its file was last seen.
 

@@ -10,7 +10,9 @@ from .auth import auth_middleware, csrf_middleware
 from .bodies import form_middleware
 from .caching import add_cache_headers
 from .hosts import host_middleware
-from .keys import auth_key, config_key, library_key, ratelimiter_key
+from .keys import auth_key, config_key, library_key, metrics_key, ratelimiter_key
+from .measures import Metrics
+from .metrics import count_download, metrics_middleware
 from .middlewares import error_middleware
 from .ratelimit import add_ratelimit_headers, ratelimit_middleware
 from .routes import setup_routes
@@ -28,6 +30,7 @@ async def library_ctx(app: web.Application):
     config = app[config_key]
     async with open_library(config, reconcile_storage=config.reconcile) as library:
         app[library_key] = library
+        library.on_probe = app[metrics_key].probe.observe
         yield
 
 
@@ -41,7 +44,8 @@ async def auth_ctx(app: web.Application):
 
 async def ratelimit_ctx(app: web.Application):
     # After library_ctx, which makes the data directory.
-    buckets = open_buckets(app[config_key])
+    buckets = open_buckets(app[config_key],
+                           on_error=lambda: app[metrics_key].backend_error("redis"))
     app[ratelimiter_key] = RateLimiter(buckets, app[config_key])
     yield
     await buckets.close()
@@ -49,10 +53,10 @@ async def ratelimit_ctx(app: web.Application):
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(
-        # Outermost first: errors become problems; a Host that is not ours
-        # goes no further; then who is asking, what it costs them, forms
-        # read and parsed, then CSRF.
-        middlewares=[error_middleware, host_middleware, auth_middleware, ratelimit_middleware,
+        # Outermost first: every answer counted; errors become problems; a
+        # Host that is not ours goes no further; then who is asking, what it
+        # costs them, forms read and parsed, then CSRF.
+        middlewares=[metrics_middleware, error_middleware, host_middleware, auth_middleware, ratelimit_middleware,
                      form_middleware, csrf_middleware],
         handler_args={
             "read_bufsize": READ_BUFSIZE,
@@ -66,11 +70,13 @@ def create_app(config: Config) -> web.Application:
     )
     answer_unparsable_requests()
     app[config_key] = config
+    app[metrics_key] = Metrics()
     setup_templates(app)
     setup_routes(app)
     app.on_response_prepare.append(add_security_headers)
     app.on_response_prepare.append(add_ratelimit_headers)
     app.on_response_prepare.append(add_cache_headers)
+    app.on_response_prepare.append(count_download)
     app.cleanup_ctx.append(library_ctx)
     app.cleanup_ctx.append(auth_ctx)
     app.cleanup_ctx.append(ratelimit_ctx)

@@ -20,6 +20,7 @@ from .keys import auth_key, csrf_pending_key, session_key, token_key, user_key
 from .ratelimit import charge
 
 CSRF_HEADER = "X-CSRF-Token"
+METRICS_PATH = "/metrics"
 CSRF_FIELD = "csrf_token"
 
 
@@ -27,7 +28,8 @@ CSRF_FIELD = "csrf_token"
 async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
     request[user_key] = None
     auth = request.app[auth_key]
-    if not auth.open:
+    # /metrics takes a Bearer token of its own (--metrics-token), not an API token.
+    if not auth.open and request.path != METRICS_PATH:
         header = request.headers.get("Authorization")
         if header is not None:
             try:

@@ -7,11 +7,17 @@ from ..auth import Auth
 from ..config import Config
 from ..library import Library
 from ..ratelimit import Decision, RateLimiter
+from .draining import InFlight
+from .measures import Metrics
 
 config_key = web.AppKey("config", Config)
 library_key = web.AppKey("library", Library)
 auth_key = web.AppKey("auth", Auth)
 ratelimiter_key = web.AppKey("ratelimiter", RateLimiter)
+metrics_key = web.AppKey("metrics", Metrics)
+# The requests in flight, set by the serving code that drains them on
+# SIGTERM (cli/serve.py); absent in an app that tests drive in-process.
+inflight_key = web.AppKey("inflight", InFlight)
 # Who made the request: set by the auth middleware on every request, None
 # for nobody (open mode, or not signed in).
 user_key = web.RequestKey("user", User)

@@ -34,7 +34,9 @@ ERRORS = {
     416: "The byte range is outside the file",
     422: "The stored file could not be decoded to the end",
     429: "Over a rate limit, or too many failed sign-ins: wait Retry-After seconds",
-    503: "The server's storage refused the change (read-only or immutable); nothing changed",
+    503: "The server's storage refused the change (read-only or immutable); nothing "
+         "changed. On /readyz: a backend did not answer (`down` names it), or the server "
+         "is stopping; Retry-After says when to ask again",
     507: "The server's disk is full; nothing was kept or changed",
 }
 
@@ -92,6 +94,8 @@ REPRESENTATION = _query("format", {"type": "string"},
 CSRF_FIELD = {"type": "string", "description": "The session's CSRF token, for browser sessions"}
 TOKEN_LIFETIME = "When the token expires: 30d, 12h (at most 3650d), or empty for never"
 RECORD = _ref("schemas", "AudioRecord")
+STATUS = {"type": "object", "properties": {"status": {"type": "string"}},
+          "required": ["status"]}
 
 
 def _paths() -> dict:
@@ -250,6 +254,22 @@ def _paths() -> dict:
             "responses": {"204": {"description": "Revoked"},
                           "303": _redirect("A browser: back to /account"),
                           **_problems(400, 401, 403, 404, 408, 413)}}},
+        "/healthz": {"get": {
+            "summary": "The process answers (for load balancers; no rate limit)",
+            "operationId": "healthz",
+            "responses": {"200": _json(STATUS, "Alive"), **_problems()}}},
+        "/readyz": {"get": {
+            "summary": "Ready for requests: the database, the storage and Redis (with "
+                       "--redis) each answered within 2 s, and the server is not stopping",
+            "operationId": "readyz",
+            "responses": {"200": _json(STATUS, "Ready"), **_problems(503)}}},
+        "/metrics": {"get": {
+            "summary": "Prometheus's text format, summed over the workers: from this "
+                       "machine, or with --metrics-token as a Bearer token",
+            "operationId": "metrics",
+            "responses": {"200": {"description": "The metrics",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}},
+                          **_problems(403)}}},
         "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
                                   "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1"),
                                                 **_problems()}}},

@@ -7,12 +7,14 @@ from aiohttp import web
 from ..errors import TooManyRequests
 from .bodies import SAFE_METHODS, is_upload
 from .clients import client_address
-from .keys import ratelimit_decision_key, ratelimiter_key, user_key
+from .health import HEALTH_PATHS
+from .keys import metrics_key, ratelimit_decision_key, ratelimiter_key, user_key
 
 def budget_of(request: web.Request) -> str | None:
     """Which budget a request spends; None for the stylesheet and scripts,
-    which every page loads and which cost next to nothing."""
-    if request.path.startswith("/static/"):
+    which every page loads and which cost next to nothing, and for the
+    health checks, which a load balancer must always get an answer to."""
+    if request.path.startswith("/static/") or request.path in HEALTH_PATHS:
         return None
     if request.method in SAFE_METHODS:  # what changes nothing is a read
         return "reads"
@@ -34,6 +36,7 @@ async def charge(request: web.Request) -> None:
         return
     request[ratelimit_decision_key] = decision
     if not decision.allowed:
+        request.app[metrics_key].refusals.labels(budget).inc()
         raise TooManyRequests(
             f"too many {budget} from {'your account' if user else 'your address'}: "
             f"{rate.count} per {rate.period_name} at most; try again in "

@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from . import accountviews, uploads, views
+from . import accountviews, health, metrics, uploads, views
 from .keys import config_key
 
 
@@ -30,5 +30,8 @@ def setup_routes(app: web.Application) -> None:
         web.delete("/tokens", accountviews.revoke_token, name="tokens"),
         web.post("/tokens/revoke", accountviews.revoke_token, name="revoke_token"),
         web.get("/openapi.json", views.openapi_document, name="openapi"),
+        web.get("/healthz", health.healthz, name="healthz"),
+        web.get("/readyz", health.readyz, name="readyz"),
+        web.get("/metrics", metrics.metrics, name="metrics"),
         web.static("/static", app[config_key].static_dir, name="static"),
     ])
