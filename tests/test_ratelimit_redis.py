@@ -6,6 +6,7 @@ import logging
 from audioserver.config import Config, Rate, parse_rate
 from audioserver.ratelimit.redis import KEY_PREFIX, RedisBuckets
 from audioserver.web.app import create_app
+from redisserver import RedisServer
 from serverprocess import ServerProcess, free_port
 
 SECRET = "hunter2-not-for-logs"
@@ -93,3 +94,31 @@ def test_the_redis_flag_shares_the_budget_across_workers(tmp_path, redis_url):
         assert statuses == [200] * 5 + [429]
     finally:
         server.kill()
+
+
+async def test_an_outage_is_logged_when_it_starts_and_when_it_ends(caplog):
+    own = RedisServer()
+    own.start()
+    buckets = RedisBuckets(f"redis://127.0.0.1:{own.port}/0")
+    try:
+        rate = Rate(10, 3600, "hour")
+        with caplog.at_level(logging.INFO, logger="audioserver.ratelimit.redis"):
+            assert (await buckets.take("k", rate)).remaining == 9
+            own.process.kill()
+            own.process.wait()
+            assert [await buckets.take("k", rate) for _ in range(3)] == [None] * 3
+            own.start()  # the same port, empty
+            assert (await buckets.take("k", rate)).remaining == 9
+            assert (await buckets.take("k", rate)).remaining == 8
+        messages = [r.getMessage() for r in caplog.records]
+        assert len(messages) == 2
+        assert "cannot be reached" in messages[0] and "answers again" in messages[1]
+    finally:
+        await buckets.close()
+        own.stop()
+
+
+def test_a_short_metrics_token_is_refused(tmp_path):
+    server = ServerProcess(tmp_path / "data", tmp_path, workers=1)
+    assert server.run_until_exit("--metrics-token", "short") == 2
+    assert "at least 16 characters" in server.stderr and "short'" not in server.stderr
