@@ -1,5 +1,6 @@
 """What an operator's tools see: /healthz, /readyz and /metrics."""
 
+import asyncio
 import http.client
 import os
 import re
@@ -184,3 +185,27 @@ def test_a_stopping_server_is_not_ready(tmp_path):
         assert server.info("late.wav")[0] == 200
     finally:
         server.kill()
+
+
+async def test_an_upload_is_in_flight_until_it_is_answered(aiohttp_client, config):
+    client = await aiohttp_client(create_app(replace(config, read_rate=None)))
+    data = audiofiles.wav(1.0)
+    halfway = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def body():
+        yield data[:1000]
+        halfway.set()
+        await go_on.wait()
+        yield data[1000:]
+
+    upload = asyncio.ensure_future(client.put("/upload", params={"name": "slow.wav"},
+                                              data=body()))
+    await halfway.wait()
+    await asyncio.sleep(0.2)  # the server has the first bytes
+    during = await (await client.get("/metrics")).text()
+    go_on.set()
+    assert (await upload).status == 201
+    after = await (await client.get("/metrics")).text()
+    assert metric(during, "audioserver_uploads_in_flight") == 1
+    assert metric(after, "audioserver_uploads_in_flight") == 0

@@ -5,6 +5,7 @@ client (behind --trusted-proxy, the real client, not the proxy), or anyone
 sending --metrics-token as a Bearer token.
 """
 
+import asyncio
 import ipaddress
 import secrets
 import time
@@ -17,6 +18,7 @@ from .keys import config_key, library_key, metrics_key
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNMATCHED = "unmatched"  # one label for every path that is no route
+CLIENT_GONE = 499  # as nginx logs a request whose client went away first
 
 
 def route_of(request: web.Request) -> str:
@@ -38,6 +40,9 @@ async def metrics_middleware(request: web.Request, handler) -> web.StreamRespons
         return response
     except web.HTTPException as exc:  # redirects, raised
         status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_GONE
         raise
     finally:
         if upload:
