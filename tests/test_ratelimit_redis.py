@@ -1,6 +1,7 @@
 """Rate limits in Redis (--redis): one budget across instances, the script
 reloaded after a flush, and requests let through when Redis is down."""
 
+import asyncio
 import logging
 
 from audioserver.config import Config, Rate, parse_rate
@@ -122,3 +123,16 @@ def test_a_short_metrics_token_is_refused(tmp_path):
     server = ServerProcess(tmp_path / "data", tmp_path, workers=1)
     assert server.run_until_exit("--metrics-token", "short") == 2
     assert "at least 16 characters" in server.stderr and "short'" not in server.stderr
+
+
+async def test_concurrent_takes_from_two_instances_spend_exactly_the_budget(redis_url):
+    first, second = RedisBuckets(redis_url), RedisBuckets(redis_url)
+    try:
+        rate = Rate(50, 3600, "hour")
+        takes = [(first if i % 2 else second).take("shared", rate) for i in range(2000)]
+        decisions = await asyncio.gather(*takes)
+        assert None not in decisions  # a crowd is not an outage
+        assert sum(d.allowed for d in decisions) == 50
+    finally:
+        await first.close()
+        await second.close()
