@@ -139,7 +139,7 @@ def test_a_budget_spent_on_one_is_spent_on_both(instances, redis_server):
         range(29, -1, -1))
     for server in instances.servers:
         status, headers, _ = request(server.port, "GET", "/list", headers=token)
-        assert status == 429 and int(headers["Retry-After"]) == 120
+        assert status == 429 and 60 < int(headers["Retry-After"]) <= 120  # a token in 2 min
     assert redis_server.command("EXISTS", f"{KEY_PREFIX}reads:user:bea",
                                 db=instances.redis_db) == ":1"
 

@@ -31,7 +31,7 @@ async def test_two_instances_spend_one_budget(aiohttp_client, tmp_path, redis_ur
     assert [a.headers["RateLimit-Remaining"] for a in answers] == ["2", "1", "0"]
     refused = await second.get("/list")
     assert refused.status == 429
-    assert int(refused.headers["Retry-After"]) == 1200
+    assert 1100 < int(refused.headers["Retry-After"]) <= 1200  # a token every 20 min
     # The bucket is in Redis, not in either data directory's file.
     assert redis_server.command("EXISTS", f"{KEY_PREFIX}reads:address:127.0.0.1",
                                 db=database_of(redis_url)) == ":1"
@@ -47,7 +47,7 @@ async def test_the_script_is_loaded_again_after_a_flush(redis_url, redis_server)
         taken = await buckets.take("k", rate)
         assert taken.allowed and taken.remaining == 0
         refused = await buckets.take("k", rate)
-        assert not refused.allowed and refused.retry_after == 1800
+        assert not refused.allowed and 1700 < refused.retry_after <= 1800
     finally:
         await buckets.close()
 
