@@ -101,7 +101,7 @@ class RedisBuckets:
                 try:
                     async with asyncio.timeout(TIMEOUT * 2):
                         results = await self._run([(key, rate) for key, rate, _ in batch])
-                except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
+                except Exception as exc:  # whatever it is, every take waiting must hear
                     results = [exc] * len(batch)
                 for (_, _, future), result in zip(batch, results):
                     future.set_result(result)
