@@ -382,6 +382,8 @@ def _list_parameters() -> list[dict]:
         _query("limit", _or_empty({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
                f"Files a page (default {DEFAULT_LIMIT})"),
         _query("cursor", {"type": "string"}, "Where a page starts: only as a Link header gave it"),
+        _query("before", {"type": "string"}, "The page before a page, as the library page's "
+               "Previous link gives it (not with cursor)"),
     ]
 
 
