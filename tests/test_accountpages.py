@@ -301,3 +301,23 @@ async def test_a_token_changes_the_password_only_with_the_current_one(client, ac
     changed = await client.post("/account/password", headers={**JSON, **alice}, data=fields)
     assert changed.status == 204
     assert (await sign_in(client, "alice", NEW_PASSWORD)).status == 200
+
+
+# The menu
+
+
+@pytest.mark.parametrize("path", ["/", "/list", "/account"])
+async def test_upload_and_delete_are_offered_only_to_who_may_use_them(client, account, path):
+    await account("alice")
+    cookie, _ = await browser_session(client, "alice")
+    for page in ["/", "/list"]:
+        signed_out = await (await client.get(page, headers=BROWSER)).text()
+        assert 'href="/upload"' not in signed_out and 'href="/delete"' not in signed_out
+    signed_in = await (await client.get(path, headers={**BROWSER, **cookie})).text()
+    assert 'href="/upload"' in signed_in and 'href="/delete"' in signed_in
+
+
+async def test_open_mode_offers_upload_and_delete_to_everyone(aiohttp_client, config):
+    client = await aiohttp_client(create_app(replace(config, auth="open")))
+    home = await (await client.get("/", headers=BROWSER)).text()
+    assert 'href="/upload"' in home and 'href="/delete"' in home

@@ -172,7 +172,15 @@ def test_the_whole_journey(page, server, tmp_path):
     throttle_uploads(page, 600_000)
     record_upload_statuses(page)
     page.get_by_label("Choose audio files").set_input_files([short, long])
+    # What is about to be sent, before it is: each name and its size.
+    chosen = page.locator("#chosen-files li")
+    expect(chosen).to_have_count(2)
+    expect(chosen.nth(0)).to_have_text(f"short tone.wav {short.stat().st_size / 1024:.1f} KiB")
+    expect(chosen.nth(1)).to_contain_text("long tone.flac")
+    expect(page.locator("#chosen-summary")).to_contain_text("2 files chosen")
+    shot(page, "upload-chosen")
     page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#chosen")).to_be_hidden()
     bars = page.locator("#uploads progress")
     expect(bars).to_have_count(2)
     expect(page.locator("#uploads .status").first).to_contain_text(re.compile(r"of .* \(\d+%\)"))
@@ -243,7 +251,8 @@ def test_the_whole_journey(page, server, tmp_path):
 
     page.once("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.accept()))
     page.get_by_role("button", name="Delete").click()
-    expect(page).to_have_url(re.compile(r"/list$"))
+    expect(page).to_have_url(re.compile(r"/list\?deleted=short\+tone\.wav$"))
+    expect(page.get_by_role("status")).to_have_text("Deleted “short tone.wav”.")
     assert "short tone.wav" in page.dialogs[0]
     expect(rows(page)).to_have_count(1)
     expect(page.get_by_role("link", name="short tone.wav")).to_have_count(0)
@@ -494,3 +503,82 @@ def test_the_upload_page_waits_when_the_server_says_so(browser, tmp_path):
         assert page.errors == []
     finally:
         server.kill()
+
+
+def test_an_admin_manages_accounts_in_the_browser(browser, server, tmp_path):
+    root = open_page(browser, server, tmp_path, user="root")
+    try:
+        root.get_by_role("link", name="Accounts").click()
+        expect(root.get_by_role("heading", name="Accounts")).to_be_visible()
+        root.get_by_label("Account name").fill("carol")
+        root.get_by_label("Password", exact=True).fill(PASSWORD)
+        root.get_by_label("Role").select_option("admin")
+        root.get_by_role("button", name="Create the account").click()
+        carol = root.get_by_role("row", name=re.compile(r"^carol\b"))
+        expect(carol).to_contain_text("admin")
+        shot(root, "accounts")
+
+        # A new password for carol signs her out; the old one stops working.
+        other = open_page(browser, server, tmp_path, user="carol")
+        root.once("dialog", lambda dialog: dialog.accept())
+        carol.get_by_label("New password for carol").fill("carol's new password")
+        carol.get_by_role("button", name="Set").click()
+        expect(root.get_by_role("status")).to_contain_text("New password for carol")
+        other.reload()
+        expect(other.get_by_role("link", name="Sign in")).to_be_visible()
+        other.context.close()
+        assert server.request("POST", "/login", b"name=carol&password=correct+horse+battery",
+                              {"Content-Type": "application/x-www-form-urlencoded"})[0] == 401
+
+        root.once("dialog", lambda dialog: dialog.accept())
+        root.get_by_role("button", name="Remove carol").click()
+        expect(root.get_by_role("row", name=re.compile(r"^carol\b"))).to_have_count(0)
+        expect(root.get_by_role("button", name="Remove root")).to_have_count(0)
+    finally:
+        root.context.close()
+    assert root.errors == []
+
+
+def test_someone_not_an_admin_gets_a_403_page_for_accounts(page):
+    expect(page.get_by_role("link", name="Accounts")).to_have_count(0)
+    page.goto("/users")
+    expect(page.get_by_role("heading", name="403 Forbidden")).to_be_visible()
+    expect(page.locator(".problem")).to_contain_text("only admins manage accounts")
+
+
+def test_changing_the_password_signs_out_the_other_browser(browser, server, tmp_path):
+    account(server.data_dir, "dora", PASSWORD)
+    here = open_page(browser, server, tmp_path, user="dora")
+    there = open_page(browser, server, tmp_path, user="dora")
+    try:
+        here.get_by_role("link", name="dora").click()
+        shot(here, "account")
+        here.get_by_label("Current password").fill(PASSWORD)
+        here.get_by_label("New password", exact=True).fill("dora's new password")
+        here.get_by_label("New password again").fill("dora's new password")
+        here.get_by_label("Also revoke every API token").check()
+        here.get_by_role("button", name="Change the password").click()
+        expect(here.get_by_role("status")).to_contain_text("Your password is changed")
+        shot(here, "account-password-changed")
+        # This browser stays signed in; the other one is signed out.
+        here.goto("/account")
+        expect(here.get_by_role("heading", name="dora")).to_be_visible()
+        there.goto("/account")
+        expect(there).to_have_url(re.compile(r"/login\?next=/account$"))
+        expect(there.get_by_role("link", name="Sign in")).to_be_visible()
+    finally:
+        here.context.close()
+        there.context.close()
+    assert here.errors == [] and there.errors == []
+
+
+def test_signed_out_nobody_is_offered_upload_or_delete(browser, server, tmp_path):
+    page = open_page(browser, server, tmp_path, user=None)
+    try:
+        page.goto("/")
+        nav = page.get_by_role("navigation", name="Main")
+        expect(nav.get_by_role("link", name="Library")).to_be_visible()
+        expect(nav.get_by_role("link", name="Upload")).to_have_count(0)
+        expect(nav.get_by_role("link", name="Delete")).to_have_count(0)
+    finally:
+        page.context.close()

@@ -3,6 +3,7 @@
 from html.parser import HTMLParser
 
 import aiohttp
+import pytest
 from yarl import URL
 
 import audiofiles
@@ -305,3 +306,46 @@ async def test_static_files_are_served(client):
     for name in ("style.css", "app.js", "upload.js", "player.js"):
         response = await client.get(f"/static/{name}")
         assert response.status == 200, name
+
+
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+
+
+async def test_a_delete_from_a_page_is_reported_on_the_library_page(client, upload,
+                                                                    browser_headers):
+    await upload(MARKUP_NAME)
+    await upload("kept.wav")
+    deleted = await client.post("/delete", data={"name": MARKUP_NAME}, allow_redirects=False,
+                                headers={**browser_headers, **SAME_ORIGIN})
+    assert deleted.status == 303
+    location = deleted.headers["Location"]
+    assert location.startswith("/list?deleted=")
+    response = await client.get(location, headers={**browser_headers, **SAME_ORIGIN})
+    text = await response.text()
+    html = Elements(text)
+    assert html.one("p", role="status", **{"class": "notice"})
+    assert f"Deleted “{MARKUP_NAME}”." in page_text(html)
+    assert "<img" not in text
+
+
+@pytest.mark.parametrize("fetch_site", [None, "cross-site", "same-site", "none"])
+async def test_a_deleted_notice_cannot_be_crafted_from_elsewhere(client, upload,
+                                                                 browser_headers, fetch_site):
+    """A link on another site, or typed in, says nothing: only our own
+    redirect after a delete (a same-origin navigation) shows it."""
+    headers = browser_headers | ({"Sec-Fetch-Site": fetch_site} if fetch_site else {})
+    _, html = await page(client, "/list", headers, deleted="your password has expired")
+    assert not html.find("p", role="status")
+    assert "password" not in page_text(html)
+
+
+async def test_no_deleted_notice_for_a_file_that_is_there(client, upload, browser_headers):
+    await upload("there.wav")
+    _, html = await page(client, "/list", {**browser_headers, **SAME_ORIGIN},
+                         deleted="there.wav")
+    assert not html.find("p", role="status")
+
+
+async def test_a_script_deleting_gets_no_redirect(client, upload):
+    await upload("a.wav")
+    assert (await client.delete("/delete", params={"name": "a.wav"})).status == 204

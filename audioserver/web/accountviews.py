@@ -153,7 +153,8 @@ async def change_password(request: web.Request) -> web.StreamResponse:
         return await _account_page(request, user, password_error=exc)
     await rules.accounts.set_password(user.name, password_hash, revoke_tokens=revoke)
     if wants_html(request):
-        response = await _account_page(request, user, password_changed=True)
+        response = await _account_page(request, user,
+                                       password_changed="revoked" if revoke else "kept")
     else:
         response = web.Response(status=204)
     if request.get(session_key) is not None:
@@ -204,8 +205,9 @@ async def _confirm_password(request: web.Request, user: User, password,
 
 async def _account_page(request: web.Request, user: User, status: int = 200, error=None,
                         new_token: str | None = None, form=None, password_error=None,
-                        password_changed: bool = False) -> web.Response:
-    """`error` belongs to the token form, `password_error` to the password form."""
+                        password_changed: str | None = None) -> web.Response:
+    """`error` belongs to the token form, `password_error` to the password
+    form; `password_changed` says what became of the tokens: "revoked", "kept"."""
     tokens = await request.app[auth_key].accounts.tokens(user.name)
     form = form or {}
     context = {"tokens": tokens, "new_token": new_token, "error": error,

@@ -8,6 +8,8 @@ from ..models import SORT_COLUMNS, AudioRecord, ListQuery
 from .listing import FORMAT_FAMILIES, query_params
 
 PAGE_SIZES = (10, 25, 50, 100, 250)
+# No name in the library is longer (names.py): anything longer is no delete of ours.
+MAX_NAME_BYTES = 255
 # The family a stored format is filtered by: ?format=wav finds all three.
 FAMILY_OF = {member: family for family, members in FORMAT_FAMILIES.items()
              for member in members}
@@ -22,9 +24,24 @@ async def page_context(request: web.Request, db, viewer, query: ListQuery,
         first = records[0]
         start += await db.rows_before(query, (_sort_value(first, query), first.name), viewer)
     return {"start": start, "previous_url": _previous_url(request, query, records, start),
+            "deleted": await deleted_notice(request, db),
             "page_sizes": sorted({*PAGE_SIZES, query.limit}),
             "format_choices": format_choices(await db.formats(viewer),
                                              request.query.getall("format", []))}
+
+
+async def deleted_notice(request: web.Request, db) -> str | None:
+    """The name in ?deleted=, which a delete from our own pages redirects
+    to, when the browser says this navigation came from our own origin and
+    the name is indeed not in the library. A link from another site, or a
+    URL typed in, shows nothing: nobody can make this page announce a text
+    of their choosing. (The name is escaped like every other.)"""
+    name = request.query.get("deleted")
+    if not name or request.headers.get("Sec-Fetch-Site") != "same-origin":
+        return None
+    if len(name.encode()) > MAX_NAME_BYTES or await db.exists(name):
+        return None
+    return name
 
 
 def format_choices(present: list[str], chosen: list[str]) -> list[tuple[str, str, tuple]]:

@@ -123,7 +123,8 @@ async def delete(request: web.Request) -> web.StreamResponse:
     auth.check_may_change(request.app[auth_key], request[user_key], record)
     await library.remove(record.name)
     if wants_html(request):
-        raise web.HTTPSeeOther(_url(request, "list"))
+        # The library page says what went (librarypage.deleted_notice).
+        raise web.HTTPSeeOther(_url(request, "list").with_query(deleted=record.name))
     return web.Response(status=204)
 
 
