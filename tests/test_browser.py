@@ -252,7 +252,7 @@ def test_the_whole_journey(page, server, tmp_path):
     page.once("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.accept()))
     page.get_by_role("button", name="Delete").click()
     expect(page).to_have_url(re.compile(r"/list\?deleted=short\+tone\.wav$"))
-    expect(page.get_by_role("status")).to_have_text("Deleted “short tone.wav”.")
+    expect(page.locator(".notice[role=status]")).to_have_text("Deleted “short tone.wav”.")
     assert "short tone.wav" in page.dialogs[0]
     expect(rows(page)).to_have_count(1)
     expect(page.get_by_role("link", name="short tone.wav")).to_have_count(0)
@@ -582,3 +582,70 @@ def test_signed_out_nobody_is_offered_upload_or_delete(browser, server, tmp_path
         expect(nav.get_by_role("link", name="Delete")).to_have_count(0)
     finally:
         page.context.close()
+
+
+def player_property(page, name: str):
+    return page.evaluate(f"document.getElementById('row-player').{name}")
+
+
+def test_library_rows_play_in_place_one_at_a_time(page, server):
+    server.put("row one.wav", shaped(6.0))
+    server.put("row two.wav", shaped(6.0, channels=2))
+    page.goto("/list?q=row+")
+    one, two = rows(page).nth(0), rows(page).nth(1)
+    expect(one).to_contain_text("row one.wav")
+    one.get_by_role("button", name="Play row one.wav").click()
+    wait_until(page, "document.getElementById('row-player').currentTime > 0.5")
+    assert "name=row+one.wav" in player_property(page, "src")
+    expect(one).to_have_class(re.compile(r"\bplaying\b"))
+    expect(one.get_by_role("button", name="Pause row one.wav")).to_have_attribute(
+        "aria-pressed", "true")
+    # The row shows how far it has got.
+    played = one.get_by_role("progressbar", name="Played of row one.wav")
+    expect(played).to_be_visible()
+    wait_until(page, "document.querySelector('tr.playing progress').value > 0.05")
+    shot(page, "library-playing")
+
+    # Another row, from the keyboard: the first one stops, the second plays.
+    two.get_by_role("button", name="Play row two.wav").focus()
+    page.keyboard.press("Enter")
+    wait_until(page, "document.getElementById('row-player').src.includes('row+two.wav')"
+                     " && document.getElementById('row-player').currentTime > 0.5")
+    expect(one).not_to_have_class(re.compile(r"\bplaying\b"))
+    expect(one.get_by_role("button", name="Play row one.wav")).to_have_attribute(
+        "aria-pressed", "false")
+    expect(two).to_have_class(re.compile(r"\bplaying\b"))
+    assert page.locator("tr.playing").count() == 1
+
+    # Pressed again (Space, still focused), it pauses where it was.
+    page.keyboard.press(" ")
+    wait_until(page, "document.getElementById('row-player').paused")
+    expect(two.get_by_role("button", name="Play row two.wav")).to_have_attribute(
+        "aria-pressed", "false")
+    stopped_at = player_property(page, "currentTime")
+    assert stopped_at > 0.5
+    page.keyboard.press(" ")
+    wait_until(page, f"document.getElementById('row-player').currentTime > {stopped_at + 0.3}")
+    assert "row+two.wav" in player_property(page, "src")
+
+
+def test_library_pages_sort_and_page_in_the_browser(page, server):
+    for index in range(5):
+        server.put(f"pager {index}.wav", shaped(1.0 + index))
+    page.goto("/list?q=pager&limit=2")
+    expect(page.get_by_text("1-2 of 5 files")).to_be_visible()
+    page.get_by_role("link", name="Next page").click()
+    expect(page.get_by_text("3-4 of 5 files")).to_be_visible()
+    expect(rows(page).nth(0)).to_contain_text("pager 2.wav")
+    page.get_by_role("link", name="Previous page").click()
+    expect(page.get_by_text("1-2 of 5 files")).to_be_visible()
+    expect(rows(page).nth(0)).to_contain_text("pager 0.wav")
+    expect(page.get_by_role("link", name="Previous page")).to_have_count(0)
+    # Sorting by channels, then the page size changes at once.
+    page.get_by_role("link", name="Channels").click()
+    expect(page.locator("th[aria-sort=ascending]")).to_contain_text("Channels")
+    page.get_by_label("Per page").select_option("10")
+    expect(page).to_have_url(re.compile(r"limit=10"))
+    expect(page.get_by_text("5 files")).to_be_visible()
+    expect(rows(page)).to_have_count(5)
+    expect(page.locator("th[aria-sort=ascending]")).to_contain_text("Channels")

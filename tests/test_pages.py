@@ -335,7 +335,7 @@ async def test_a_deleted_notice_cannot_be_crafted_from_elsewhere(client, upload,
     redirect after a delete (a same-origin navigation) shows it."""
     headers = browser_headers | ({"Sec-Fetch-Site": fetch_site} if fetch_site else {})
     _, html = await page(client, "/list", headers, deleted="your password has expired")
-    assert not html.find("p", role="status")
+    assert not html.find("p", role="status", **{"class": "notice"})
     assert "password" not in page_text(html)
 
 
@@ -343,9 +343,19 @@ async def test_no_deleted_notice_for_a_file_that_is_there(client, upload, browse
     await upload("there.wav")
     _, html = await page(client, "/list", {**browser_headers, **SAME_ORIGIN},
                          deleted="there.wav")
-    assert not html.find("p", role="status")
+    assert not html.find("p", role="status", **{"class": "notice"})
 
 
 async def test_a_script_deleting_gets_no_redirect(client, upload):
     await upload("a.wav")
     assert (await client.delete("/delete", params={"name": "a.wav"})).status == 204
+
+
+async def test_each_row_has_a_play_button_with_what_it_plays(client, upload, browser_headers):
+    await upload("my song.wav")
+    _, html = await page(client, "/list", browser_headers)
+    button = html.one("button", **{"class": "play"})
+    assert button["data-src"] == "/download?name=my+song.wav&inline=1"
+    assert button["aria-label"] == "Play my song.wav" and button["aria-pressed"] == "false"
+    assert html.one("audio", id="row-player")
+    assert html.one("script", src="/static/library.js")
