@@ -241,7 +241,8 @@ def parse_role(raw: str | None) -> str:
     if raw is None or raw == "":
         return "user"
     if raw not in ROLES:
-        raise BadRequest(f"{raw[:40]!r} is not a role: use one of {', '.join(ROLES)}", role=raw[:40])
+        raise BadRequest(f"{raw[:40]!r} is not a role: use one of {', '.join(ROLES)}",
+                         role=raw[:40])
     return raw
 
 

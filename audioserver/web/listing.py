@@ -5,7 +5,6 @@ import binascii
 import json
 import math
 import unicodedata
-from dataclasses import replace
 from typing import Mapping
 
 from ..accounts import validate_user_name
