@@ -13,7 +13,7 @@ import secrets
 
 import argon2
 
-from .accounts import EVERYTHING, ApiToken, Session, User, Viewer
+from .accounts import EVERYTHING, ROLES, ApiToken, Session, User, Viewer
 from .clock import now_rfc3339, seconds_since
 from .config import VISIBILITIES, Config
 from .errors import BadRequest, Forbidden, TooManyRequests, Unauthorized
@@ -225,6 +225,25 @@ def require_signed_in(auth: Auth, user: User | None) -> User:
     if user is None:
         raise Unauthorized("sign in first: /login in a browser, or an API token with curl")
     return user
+
+
+def require_admin(auth: Auth, user: User | None) -> User:
+    """Managing accounts: admins only."""
+    user = require_signed_in(auth, user)
+    if not user.is_admin:
+        raise Forbidden("only admins manage accounts; ask one, or change your own password "
+                        "on /account")
+    return user
+
+
+def parse_role(raw: str | None) -> str:
+    """A new account's role: 'user' unless it says 'admin'."""
+    if raw is None or raw == "":
+        return "user"
+    if raw not in ROLES:
+        raise BadRequest(f"{raw[:40]!r} is not a role: use one of {', '.join(ROLES)}",
+                         role=raw[:40])
+    return raw
 
 
 def may_change(auth: Auth, user: User | None, record: AudioRecord) -> bool:

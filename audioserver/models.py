@@ -6,7 +6,9 @@ from typing import NamedTuple
 
 DEFAULT_LIMIT = 100
 # Sort name in the URL -> column. `name` is unique, so it breaks every tie.
-SORT_COLUMNS = {"name": "name", "duration": "duration", "size": "size", "created": "created_at"}
+# Each has an index led by `available`, ending in name, in both backends.
+SORT_COLUMNS = {"name": "name", "duration": "duration", "size": "size", "created": "created_at",
+                "format": "format", "samplerate": "samplerate", "channels": "channels"}
 PUBLIC_FIELDS = (
     "name", "duration", "frames", "samplerate", "channels", "format",
     "subtype", "content_type", "size", "sha256", "created_at", "owner", "visibility",
@@ -68,12 +70,18 @@ class ListQuery:
     sort: str = "name"
     descending: bool = False
     limit: int = DEFAULT_LIMIT
-    # The (sort value, name) of the last row of the previous page.
+    # The (sort value, name) of the last row of the previous page; with
+    # `backward`, of the first row of the next page: the page is the rows
+    # before it (a Previous link).
     after: tuple | None = None
+    backward: bool = False
 
     @property
     def sort_param(self) -> str:
         return ("-" if self.descending else "") + self.sort
 
     def next_page(self, last_value, last_name) -> "ListQuery":
-        return replace(self, after=(last_value, last_name))
+        return replace(self, after=(last_value, last_name), backward=False)
+
+    def previous_page(self, first_value, first_name) -> "ListQuery":
+        return replace(self, after=(first_value, first_name), backward=True)

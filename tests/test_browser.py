@@ -172,7 +172,15 @@ def test_the_whole_journey(page, server, tmp_path):
     throttle_uploads(page, 600_000)
     record_upload_statuses(page)
     page.get_by_label("Choose audio files").set_input_files([short, long])
+    # What is about to be sent, before it is: each name and its size.
+    chosen = page.locator("#chosen-files li")
+    expect(chosen).to_have_count(2)
+    expect(chosen.nth(0)).to_have_text(f"short tone.wav {short.stat().st_size / 1024:.1f} KiB")
+    expect(chosen.nth(1)).to_contain_text("long tone.flac")
+    expect(page.locator("#chosen-summary")).to_contain_text("2 files chosen")
+    shot(page, "upload-chosen")
     page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#chosen")).to_be_hidden()
     bars = page.locator("#uploads progress")
     expect(bars).to_have_count(2)
     expect(page.locator("#uploads .status").first).to_contain_text(re.compile(r"of .* \(\d+%\)"))
@@ -243,7 +251,8 @@ def test_the_whole_journey(page, server, tmp_path):
 
     page.once("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.accept()))
     page.get_by_role("button", name="Delete").click()
-    expect(page).to_have_url(re.compile(r"/list$"))
+    expect(page).to_have_url(re.compile(r"/list\?deleted=short\+tone\.wav$"))
+    expect(page.locator(".notice[role=status]")).to_have_text("Deleted “short tone.wav”.")
     assert "short tone.wav" in page.dialogs[0]
     expect(rows(page)).to_have_count(1)
     expect(page.get_by_role("link", name="short tone.wav")).to_have_count(0)
@@ -494,3 +503,149 @@ def test_the_upload_page_waits_when_the_server_says_so(browser, tmp_path):
         assert page.errors == []
     finally:
         server.kill()
+
+
+def test_an_admin_manages_accounts_in_the_browser(browser, server, tmp_path):
+    root = open_page(browser, server, tmp_path, user="root")
+    try:
+        root.get_by_role("link", name="Accounts").click()
+        expect(root.get_by_role("heading", name="Accounts")).to_be_visible()
+        root.get_by_label("Account name").fill("carol")
+        root.get_by_label("Password", exact=True).fill(PASSWORD)
+        root.get_by_label("Role").select_option("admin")
+        root.get_by_role("button", name="Create the account").click()
+        carol = root.get_by_role("row", name=re.compile(r"^carol\b"))
+        expect(carol).to_contain_text("admin")
+        shot(root, "accounts")
+
+        # A new password for carol signs her out; the old one stops working.
+        other = open_page(browser, server, tmp_path, user="carol")
+        root.once("dialog", lambda dialog: dialog.accept())
+        carol.get_by_label("New password for carol").fill("carol's new password")
+        carol.get_by_role("button", name="Set").click()
+        expect(root.get_by_role("status")).to_contain_text("New password for carol")
+        other.reload()
+        expect(other.get_by_role("link", name="Sign in")).to_be_visible()
+        other.context.close()
+        assert server.request("POST", "/login", b"name=carol&password=correct+horse+battery",
+                              {"Content-Type": "application/x-www-form-urlencoded"})[0] == 401
+
+        root.once("dialog", lambda dialog: dialog.accept())
+        root.get_by_role("button", name="Remove carol").click()
+        expect(root.get_by_role("row", name=re.compile(r"^carol\b"))).to_have_count(0)
+        expect(root.get_by_role("button", name="Remove root")).to_have_count(0)
+    finally:
+        root.context.close()
+    assert root.errors == []
+
+
+def test_someone_not_an_admin_gets_a_403_page_for_accounts(page):
+    expect(page.get_by_role("link", name="Accounts")).to_have_count(0)
+    page.goto("/users")
+    expect(page.get_by_role("heading", name="403 Forbidden")).to_be_visible()
+    expect(page.locator(".problem")).to_contain_text("only admins manage accounts")
+
+
+def test_changing_the_password_signs_out_the_other_browser(browser, server, tmp_path):
+    account(server.data_dir, "dora", PASSWORD)
+    here = open_page(browser, server, tmp_path, user="dora")
+    there = open_page(browser, server, tmp_path, user="dora")
+    try:
+        here.get_by_role("link", name="dora").click()
+        shot(here, "account")
+        here.get_by_label("Current password").fill(PASSWORD)
+        here.get_by_label("New password", exact=True).fill("dora's new password")
+        here.get_by_label("New password again").fill("dora's new password")
+        here.get_by_label("Also revoke every API token").check()
+        here.get_by_role("button", name="Change the password").click()
+        expect(here.get_by_role("status")).to_contain_text("Your password is changed")
+        shot(here, "account-password-changed")
+        # This browser stays signed in; the other one is signed out.
+        here.goto("/account")
+        expect(here.get_by_role("heading", name="dora")).to_be_visible()
+        there.goto("/account")
+        expect(there).to_have_url(re.compile(r"/login\?next=/account$"))
+        expect(there.get_by_role("link", name="Sign in")).to_be_visible()
+    finally:
+        here.context.close()
+        there.context.close()
+    assert here.errors == [] and there.errors == []
+
+
+def test_signed_out_nobody_is_offered_upload_or_delete(browser, server, tmp_path):
+    page = open_page(browser, server, tmp_path, user=None)
+    try:
+        page.goto("/")
+        nav = page.get_by_role("navigation", name="Main")
+        expect(nav.get_by_role("link", name="Library")).to_be_visible()
+        expect(nav.get_by_role("link", name="Upload")).to_have_count(0)
+        expect(nav.get_by_role("link", name="Delete")).to_have_count(0)
+    finally:
+        page.context.close()
+
+
+def player_property(page, name: str):
+    return page.evaluate(f"document.getElementById('row-player').{name}")
+
+
+def test_library_rows_play_in_place_one_at_a_time(page, server):
+    server.put("row one.wav", shaped(6.0))
+    server.put("row two.wav", shaped(6.0, channels=2))
+    page.goto("/list?q=row+")
+    one, two = rows(page).nth(0), rows(page).nth(1)
+    expect(one).to_contain_text("row one.wav")
+    one.get_by_role("button", name="Play row one.wav").click()
+    wait_until(page, "document.getElementById('row-player').currentTime > 0.5")
+    assert "name=row+one.wav" in player_property(page, "src")
+    expect(one).to_have_class(re.compile(r"\bplaying\b"))
+    expect(one.get_by_role("button", name="Pause row one.wav")).to_have_attribute(
+        "aria-pressed", "true")
+    # The row shows how far it has got.
+    played = one.get_by_role("progressbar", name="Played of row one.wav")
+    expect(played).to_be_visible()
+    wait_until(page, "document.querySelector('tr.playing progress').value > 0.05")
+    shot(page, "library-playing")
+
+    # Another row, from the keyboard: the first one stops, the second plays.
+    two.get_by_role("button", name="Play row two.wav").focus()
+    page.keyboard.press("Enter")
+    wait_until(page, "document.getElementById('row-player').src.includes('row+two.wav')"
+                     " && document.getElementById('row-player').currentTime > 0.5")
+    expect(one).not_to_have_class(re.compile(r"\bplaying\b"))
+    expect(one.get_by_role("button", name="Play row one.wav")).to_have_attribute(
+        "aria-pressed", "false")
+    expect(two).to_have_class(re.compile(r"\bplaying\b"))
+    assert page.locator("tr.playing").count() == 1
+
+    # Pressed again (Space, still focused), it pauses where it was.
+    page.keyboard.press(" ")
+    wait_until(page, "document.getElementById('row-player').paused")
+    expect(two.get_by_role("button", name="Play row two.wav")).to_have_attribute(
+        "aria-pressed", "false")
+    stopped_at = player_property(page, "currentTime")
+    assert stopped_at > 0.5
+    page.keyboard.press(" ")
+    wait_until(page, f"document.getElementById('row-player').currentTime > {stopped_at + 0.3}")
+    assert "row+two.wav" in player_property(page, "src")
+
+
+def test_library_pages_sort_and_page_in_the_browser(page, server):
+    for index in range(5):
+        server.put(f"pager {index}.wav", shaped(1.0 + index))
+    page.goto("/list?q=pager&limit=2")
+    expect(page.get_by_text("1-2 of 5 files")).to_be_visible()
+    page.get_by_role("link", name="Next page").click()
+    expect(page.get_by_text("3-4 of 5 files")).to_be_visible()
+    expect(rows(page).nth(0)).to_contain_text("pager 2.wav")
+    page.get_by_role("link", name="Previous page").click()
+    expect(page.get_by_text("1-2 of 5 files")).to_be_visible()
+    expect(rows(page).nth(0)).to_contain_text("pager 0.wav")
+    expect(page.get_by_role("link", name="Previous page")).to_have_count(0)
+    # Sorting by channels, then the page size changes at once.
+    page.get_by_role("link", name="Channels").click()
+    expect(page.locator("th[aria-sort=ascending]")).to_contain_text("Channels")
+    page.get_by_label("Per page").select_option("10")
+    expect(page).to_have_url(re.compile(r"limit=10"))
+    expect(page.get_by_text("5 files")).to_be_visible()
+    expect(rows(page)).to_have_count(5)
+    expect(page.locator("th[aria-sort=ascending]")).to_contain_text("Channels")

@@ -116,11 +116,12 @@ async def test_a_browser_form_deletes_and_goes_back_to_the_library(client, uploa
     # The name in the query string...
     response = await client.post("/delete", params={"name": "a.wav"}, headers=browser_headers,
                                  allow_redirects=False)
-    assert response.status == 303 and response.headers["Location"] == "/list"
+    # Back to the library, which says what went (tests/test_pages.py).
+    assert response.status == 303 and response.headers["Location"] == "/list?deleted=a.wav"
     # ... or in the form body, as the ask-name page sends it.
     response = await client.post("/delete", data={"name": "b.wav"}, headers=browser_headers,
                                  allow_redirects=False)
-    assert response.status == 303 and response.headers["Location"] == "/list"
+    assert response.status == 303 and response.headers["Location"] == "/list?deleted=b.wav"
     assert not any(path.exists() for path in paths.values())
     assert await listed(client) == ["c.wav"]
     # Followed, the redirect lands on the library page.

@@ -190,3 +190,28 @@ def test_a_cursor_from_another_sort_is_refused():
 def test_a_tampered_cursor_is_refused(sort, cursor):
     with pytest.raises(BadRequest, match="cursor"):
         parse(("sort", sort), ("cursor", cursor))
+
+
+@pytest.mark.parametrize("sort, value", [("format", "WAVEX"), ("-samplerate", 48000),
+                                         ("channels", 2)])
+def test_the_new_sorts_page_with_cursors_of_their_type(sort, value):
+    page = parse(("sort", sort)).next_page(value, "a.wav")
+    assert parse(*query_params(page)) == page
+    for wrong in ("text" if isinstance(value, int) else 5, 1.5, None):
+        with pytest.raises(BadRequest, match="cursor"):
+            parse(("sort", sort), ("cursor", raw_cursor(sort.lstrip("-"), wrong, "a")))
+
+
+def test_a_previous_page_goes_in_before_and_round_trips():
+    page = parse(("sort", "-size"), ("limit", "5")).previous_page(1000, "b.flac")
+    assert page.backward and page.after == (1000, "b.flac")
+    params = query_params(page)
+    assert "before" in dict(params) and "cursor" not in dict(params)
+    assert parse(*params) == page
+    assert parse(*query_params(page.next_page(1, "a.wav"))).backward is False
+
+
+def test_a_cursor_and_a_before_together_are_refused():
+    cursor = encode_cursor("name", ("a", "a"))
+    with pytest.raises(BadRequest, match="cursor or before"):
+        parse(("cursor", cursor), ("before", cursor))

@@ -249,7 +249,15 @@ def library() -> list[AudioRecord]:
 
 
 SORT_KEYS = {"name": lambda r: (r.name,), "duration": lambda r: (r.duration, r.name),
-             "size": lambda r: (r.size, r.name), "created": lambda r: (r.created_at, r.name)}
+             "size": lambda r: (r.size, r.name), "created": lambda r: (r.created_at, r.name),
+             "format": lambda r: (r.format, r.name),
+             "samplerate": lambda r: (r.samplerate, r.name),
+             "channels": lambda r: (r.channels, r.name)}
+
+
+def sort_value(record: AudioRecord, sort: str):
+    """What /list puts in a cursor for `record` under `sort`."""
+    return SORT_KEYS[sort](record)[0]
 
 
 @pytest.fixture
@@ -271,9 +279,30 @@ async def all_pages(db, query: ListQuery, viewer: Viewer = EVERYTHING) -> list[s
         if not more:
             return names
         last = records[-1]
-        value = {"name": last.name, "duration": last.duration, "size": last.size,
-                 "created": last.created_at}[query.sort]
-        query = query.next_page(value, last.name)
+        query = query.next_page(sort_value(last, query.sort), last.name)
+
+
+async def all_pages_backwards(db, query: ListQuery, viewer: Viewer = EVERYTHING
+                              ) -> tuple[list[str], list[int]]:
+    """Every page from the last to the first, following Previous links, and
+    where each page starts (1-based)."""
+    records, _, more = await db.search(query, viewer)
+    while more:
+        last = records[-1]
+        records, _, more = await db.search(
+            query.next_page(sort_value(last, query.sort), last.name), viewer)
+    names, starts = [], []
+    while True:
+        names[:0] = [r.name for r in records]
+        first = records[0]
+        starts.insert(0, 1 + await db.rows_before(
+            query, (sort_value(first, query.sort), first.name), viewer))
+        query = query.previous_page(sort_value(first, query.sort), first.name)
+        records, _, more = await db.search(query, viewer)
+        assert len(starts) <= 100
+        if not records:
+            return names, starts
+        assert len(records) == query.limit or not more
 
 
 @pytest.mark.parametrize("sort", SORT_KEYS)
@@ -284,6 +313,44 @@ async def test_pages_of_every_sort_tile_the_whole_set_in_order(db, listed, sort,
     assert await all_pages(db, query) == [r.name for r in expected]
     records, total, more = await db.search(query)
     assert (len(records), total, more) == (7, 40, True)
+
+
+@pytest.mark.parametrize("sort", SORT_KEYS)
+@pytest.mark.parametrize("descending", [False, True])
+async def test_previous_pages_tile_the_whole_set_and_know_where_they_start(db, listed, sort,
+                                                                          descending):
+    expected = sorted(listed, key=SORT_KEYS[sort], reverse=descending)
+    query = ListQuery(sort=sort, descending=descending, limit=7)
+    names, starts = await all_pages_backwards(db, query)
+    assert names == [r.name for r in expected]
+    assert starts == [1, 8, 15, 22, 29, 36]
+
+
+async def test_previous_pages_for_a_viewer_with_filters(db, listed):
+    query = ListQuery(sort="samplerate", descending=True, limit=4, formats=("FLAC", "WAVEX"))
+    expected = sorted((r for r in listed if r.visibility == "public"
+                       and r.format in query.formats), key=SORT_KEYS["samplerate"], reverse=True)
+    names, starts = await all_pages_backwards(db, query, AS_BOB)
+    assert names == [r.name for r in expected]
+    assert starts == list(range(1, len(expected) + 1, 4))
+
+
+async def test_the_page_before_the_first_is_empty(db, listed):
+    first = sorted(listed, key=SORT_KEYS["name"])[0]
+    records, total, more = await db.search(ListQuery().previous_page(first.name, first.name))
+    assert (records, total, more) == ([], 40, False)
+    assert await db.rows_before(ListQuery(), (first.name, first.name)) == 0
+
+
+async def test_formats_are_those_of_the_files_a_viewer_may_see(db, accounts):
+    await add_users(accounts, ALICE)
+    await db.insert([record("a.wav"), record("b.flac", format="FLAC"),
+                     record("c.mp3", format="MP3", owner="alice", visibility="private"),
+                     record("d.aiff", format="AIFF", storage_key="gone")])
+    await db.set_available(["gone"], False)
+    assert await db.formats() == ["FLAC", "MP3", "WAV"]
+    assert await db.formats(ANONYMOUS) == ["FLAC", "WAV"]
+    assert await db.formats(AS_ALICE) == ["FLAC", "MP3", "WAV"]
 
 
 @pytest.mark.parametrize("query, test", [

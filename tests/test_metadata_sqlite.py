@@ -1,6 +1,9 @@
 """What only the SQLite metadata store does: its file, its migrations."""
 
 import sqlite3
+from contextlib import closing
+
+import pytest
 
 from audioserver.metadata.sqlite import MIGRATIONS, Database
 
@@ -41,3 +44,56 @@ async def test_an_older_databases_times_become_one_form(tmp_path):
         conn.execute("DELETE FROM users")
         assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (0,)
     conn.close()
+
+
+# A library of 100,000 rows, analysed, with varied formats, rates and channels.
+FILL = """
+INSERT INTO audio (name, name_folded, storage_key, duration, frames, samplerate, channels,
+                   format, subtype, content_type, size, sha256, created_at)
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+SELECT 'file-' || i || '.wav', 'file-' || i || '.wav', 'key-' || i, (i % 997) / 10.0,
+       i * 100, CASE i % 3 WHEN 0 THEN 44100 WHEN 1 THEN 48000 ELSE 22050 END, 1 + i % 2,
+       CASE i % 4 WHEN 0 THEN 'WAV' WHEN 1 THEN 'FLAC' WHEN 2 THEN 'MP3' ELSE 'OGG' END,
+       'PCM_16', 'audio/wav', 1000 + i % 7919, 'x', '2026-01-01T00:00:00.000000Z'
+FROM n
+"""
+
+
+@pytest.fixture
+async def large(tmp_path):
+    path = tmp_path / "large.sqlite3"
+    db = Database(path)
+    await db.open()
+    await db.close()
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(FILL)
+        conn.execute("ANALYZE")
+    return path
+
+
+@pytest.mark.parametrize("order, index", [
+    ("format, name", "audio_format"),
+    ("format DESC, name DESC", "audio_format"),
+    ("samplerate, name", "audio_samplerate"),
+    ("channels DESC, name DESC", "audio_channels"),
+])
+async def test_the_new_sorts_walk_an_index_at_100000_rows(large, order, index):
+    with closing(sqlite3.connect(large)) as conn:
+        plan = str(conn.execute(f"EXPLAIN QUERY PLAN SELECT * FROM audio WHERE available = 1"
+                                f" ORDER BY {order} LIMIT 101").fetchall())
+    assert f"USING INDEX {index}" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
+
+
+async def test_the_formats_present_are_found_by_probing_the_index(large):
+    db = Database(large)
+    await db.open()
+    try:
+        assert await db.formats() == ["FLAC", "MP3", "OGG", "WAV"]
+    finally:
+        await db.close()
+    with closing(sqlite3.connect(large)) as conn:
+        plan = str(conn.execute(
+            "EXPLAIN QUERY PLAN SELECT min(format) FROM audio WHERE available = 1"
+            " AND format > 'FLAC'").fetchall())
+    assert "COVERING INDEX audio_format" in plan, plan

@@ -3,6 +3,7 @@
 from html.parser import HTMLParser
 
 import aiohttp
+import pytest
 from yarl import URL
 
 import audiofiles
@@ -87,7 +88,9 @@ async def test_the_filter_form_keeps_what_it_does_not_show(client, upload, brows
     checked = [box["value"] for box in html.find("input", name="format") if "checked" in box]
     assert checked == ["wav", "flac"]
     hidden = {item["name"]: item["value"] for item in html.find("input", type="hidden")}
-    assert hidden == {"samplerate": "44100", "channels": "1", "limit": "5", "sort": "name"}
+    assert hidden == {"samplerate": "44100", "channels": "1", "sort": "name"}
+    # The page size is a choice of its own now, keeping a size it does not offer.
+    assert "selected" in html.one("option", value="5")
 
 
 async def test_every_control_has_a_label(client, upload, browser_headers):
@@ -149,6 +152,73 @@ async def test_pages_follow_the_cursor_and_lead_back_to_the_first(client, upload
         "/info?name=c.wav"]
     assert html.find("a", href="/list?sort=name&limit=2")  # the first page
     assert not html.find("a", rel="next")
+
+
+def page_text(html: Elements) -> str:
+    return " ".join(" ".join(html.text).split())
+
+
+def info_links(html: Elements) -> list[str]:
+    return [a["href"].removeprefix("/info?name=") for a in html.find("a")
+            if a["href"].startswith("/info?")]
+
+
+async def test_pages_say_where_they_are_and_lead_back_with_previous(client, upload,
+                                                                    browser_headers):
+    for name in ("a.wav", "b.wav", "c.wav", "d.wav", "e.wav"):
+        await upload(name)
+    _, html = await page(client, "/list", browser_headers, limit="2", sort="-name")
+    assert "1-2 of 5" in page_text(html) and not html.find("a", rel="prev")
+    second = URL(html.one("a", rel="next")["href"]).path_qs
+    html = Elements(await (await client.get(second, headers=browser_headers)).text())
+    assert info_links(html) == ["c.wav", "b.wav"] and "3-4 of 5" in page_text(html)
+    third = URL(html.one("a", rel="next")["href"]).path_qs
+    html = Elements(await (await client.get(third, headers=browser_headers)).text())
+    assert info_links(html) == ["a.wav"] and "5 of 5" in page_text(html)
+    assert "5-5" not in page_text(html)
+    assert not html.find("a", rel="next")
+    back = html.one("a", rel="prev")["href"]
+    assert "before=" in back and "cursor=" not in back
+    html = Elements(await (await client.get(back, headers=browser_headers)).text())
+    assert info_links(html) == ["c.wav", "b.wav"] and "3-4 of 5" in page_text(html)
+    assert html.one("a", rel="next")["href"].endswith(third.split("cursor=")[1])
+    html = Elements(await (await client.get(html.one("a", rel="prev")["href"],
+                                            headers=browser_headers)).text())
+    assert info_links(html) == ["e.wav", "d.wav"] and "1-2 of 5" in page_text(html)
+    assert not html.find("a", rel="prev")
+
+
+async def test_the_page_size_is_a_choice(client, upload, browser_headers):
+    await upload("a.wav")
+    _, html = await page(client, "/list", browser_headers, limit="25")
+    sizes = html.one("select", name="limit")
+    assert html.one("label", **{"for": sizes["id"]})
+    assert [option["value"] for option in html.find("option") if option["value"].isdigit()
+            ] == ["10", "25", "50", "100", "250"]
+    assert "selected" in html.one("option", value="25")
+
+
+async def test_format_rate_and_channels_are_sortable_too(client, upload, browser_headers):
+    await upload("a.wav")
+    _, html = await page(client, "/list", browser_headers, sort="-samplerate")
+    assert html.one("th", **{"aria-sort": "descending"})
+    hrefs = [a["href"] for a in html.find("a")]
+    for column in ("format", "samplerate", "channels"):
+        assert f"/list?limit=100&sort={column}" in hrefs, column
+
+
+async def test_the_format_filter_offers_the_formats_there_are(client, upload, browser_headers):
+    await upload("a.wav")
+    await upload("b.flac", audiofiles.encode(1.0, "FLAC"))
+    await upload("c.wav", audiofiles.encode(1.0, "RF64"))
+    _, html = await page(client, "/list", browser_headers)
+    offered = [box["value"] for box in html.find("input", name="format")]
+    assert offered == ["flac", "wav"]
+    fieldset = page_text(html)
+    assert "WAV (with WAVEX and RF64)" in fieldset
+    # A format chosen in the URL stays offered, to be unticked.
+    _, html = await page(client, "/list", browser_headers, format="mp3")
+    assert [box["value"] for box in html.find("input", name="format")] == ["flac", "wav", "mp3"]
 
 
 async def test_info_page_has_player_waveform_and_actions(client, upload, browser_headers):
@@ -236,3 +306,56 @@ async def test_static_files_are_served(client):
     for name in ("style.css", "app.js", "upload.js", "player.js"):
         response = await client.get(f"/static/{name}")
         assert response.status == 200, name
+
+
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+
+
+async def test_a_delete_from_a_page_is_reported_on_the_library_page(client, upload,
+                                                                    browser_headers):
+    await upload(MARKUP_NAME)
+    await upload("kept.wav")
+    deleted = await client.post("/delete", data={"name": MARKUP_NAME}, allow_redirects=False,
+                                headers={**browser_headers, **SAME_ORIGIN})
+    assert deleted.status == 303
+    location = deleted.headers["Location"]
+    assert location.startswith("/list?deleted=")
+    response = await client.get(location, headers={**browser_headers, **SAME_ORIGIN})
+    text = await response.text()
+    html = Elements(text)
+    assert html.one("p", role="status", **{"class": "notice"})
+    assert f"Deleted “{MARKUP_NAME}”." in page_text(html)
+    assert "<img" not in text
+
+
+@pytest.mark.parametrize("fetch_site", [None, "cross-site", "same-site", "none"])
+async def test_a_deleted_notice_cannot_be_crafted_from_elsewhere(client, upload,
+                                                                 browser_headers, fetch_site):
+    """A link on another site, or typed in, says nothing: only our own
+    redirect after a delete (a same-origin navigation) shows it."""
+    headers = browser_headers | ({"Sec-Fetch-Site": fetch_site} if fetch_site else {})
+    _, html = await page(client, "/list", headers, deleted="your password has expired")
+    assert not html.find("p", role="status", **{"class": "notice"})
+    assert "password" not in page_text(html)
+
+
+async def test_no_deleted_notice_for_a_file_that_is_there(client, upload, browser_headers):
+    await upload("there.wav")
+    _, html = await page(client, "/list", {**browser_headers, **SAME_ORIGIN},
+                         deleted="there.wav")
+    assert not html.find("p", role="status", **{"class": "notice"})
+
+
+async def test_a_script_deleting_gets_no_redirect(client, upload):
+    await upload("a.wav")
+    assert (await client.delete("/delete", params={"name": "a.wav"})).status == 204
+
+
+async def test_each_row_has_a_play_button_with_what_it_plays(client, upload, browser_headers):
+    await upload("my song.wav")
+    _, html = await page(client, "/list", browser_headers)
+    button = html.one("button", **{"class": "play"})
+    assert button["data-src"] == "/download?name=my+song.wav&inline=1"
+    assert button["aria-label"] == "Play my song.wav" and button["aria-pressed"] == "false"
+    assert html.one("audio", id="row-player")
+    assert html.one("script", src="/static/library.js")

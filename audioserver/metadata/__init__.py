@@ -140,8 +140,17 @@ class AudioStore(Protocol):
 
     async def search(self, query: ListQuery, viewer: Viewer = EVERYTHING
                      ) -> tuple[list[AudioRecord], int, bool]:
-        """A page, the count of all matches and whether more follow, all
-        from one snapshot."""
+        """A page, the count of all matches and whether more follow (with
+        query.backward: more before it), all from one snapshot. A page is
+        always in the query's order."""
+
+    async def rows_before(self, query: ListQuery, key: tuple,
+                          viewer: Viewer = EVERYTHING) -> int:
+        """How many rows matching `query` come before `key` (sort value,
+        name) in its order: where a page starting there is, for people."""
+
+    async def formats(self, viewer: Viewer = EVERYTHING) -> list[str]:
+        """The formats of the available files `viewer` may see, sorted."""
 
     async def summary(self, viewer: Viewer = EVERYTHING) -> tuple[int, float]:
         """How many available files `viewer` may see, and their total duration."""

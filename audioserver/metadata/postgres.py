@@ -245,22 +245,47 @@ class PostgresDatabase:
             version = await conn.fetchval("SELECT version FROM data_version")
             where, params = _filters(query, viewer)
             total = await self._count(conn, version, where, params)
-            key = ("name",) if query.sort == "name" else (SORT_COLUMNS[query.sort], "name")
+            key = _sort_key(query)
+            # A Previous page walks the order the other way from its cursor.
+            walk_down = query.descending != query.backward
             if query.after is not None:
-                after = list(query.after)[-len(key):]
-                if key[0] == "duration":  # a cursor's JSON may hold 3 for 3.0
-                    after[0] = float(after[0])
-                holes = ", ".join(_hole(params, value) for value in after)
-                where = where + [
-                    f"({', '.join(key)}) {'<' if query.descending else '>'} ({holes})"]
-            direction = "DESC" if query.descending else "ASC"
-            order = ", ".join(f"{column} {direction}" for column in key)
+                where = where + [_key_test(key, "<" if walk_down else ">", query.after, params)]
+            order = ", ".join(f"{column} {'DESC' if walk_down else 'ASC'}" for column in key)
             # One row more than the page tells whether a next page exists.
             rows = await conn.fetch(
                 f"SELECT {COLUMNS} FROM audio WHERE {' AND '.join(where)}"
                 f" ORDER BY {order} LIMIT {_hole(params, query.limit + 1)}", *params)
         records = [AudioRecord(*row) for row in rows]
-        return records[: query.limit], total, len(records) > query.limit
+        page = records[: query.limit]
+        if query.backward:
+            page.reverse()
+        return page, total, len(records) > query.limit
+
+    async def rows_before(self, query: ListQuery, key: tuple,
+                          viewer: Viewer = EVERYTHING) -> int:
+        """How many rows matching `query` come before `key` in its order."""
+        async with self._pool.acquire() as conn, conn.transaction(
+                isolation="repeatable_read", readonly=True):
+            version = await conn.fetchval("SELECT version FROM data_version")
+            where, params = _filters(query, viewer)
+            where.append(_key_test(_sort_key(query), ">" if query.descending else "<", key,
+                                   params))
+            return await self._count(conn, version, where, params)
+
+    async def formats(self, viewer: Viewer = EVERYTHING) -> list[str]:
+        """The formats of the available files `viewer` may see, sorted."""
+        where, params = _filters(ListQuery(), viewer)
+        # A skip scan of audio_format: one index probe per format, not a
+        # read of every row.
+        rows = await self._pool.fetch(
+            "WITH RECURSIVE present(format) AS ("
+            " SELECT min(format) FROM audio WHERE available"
+            " UNION ALL SELECT (SELECT min(format) FROM audio WHERE available"
+            "  AND format > present.format) FROM present WHERE present.format IS NOT NULL)"
+            " SELECT format FROM present WHERE format IS NOT NULL AND EXISTS"
+            f" (SELECT 1 FROM audio WHERE {' AND '.join(where)} AND format = present.format)"
+            " ORDER BY format", *params)
+        return [row[0] for row in rows]
 
     async def _count(self, conn, version: int, where: list[str], params: list) -> int:
         """How many rows match, kept per process until data_version moves.
@@ -384,6 +409,20 @@ class PostgresDatabase:
         async with self.transaction() as conn:
             await conn.execute("UPDATE audio SET available = $1 WHERE storage_key = ANY($2)",
                                available, keys)
+
+
+def _sort_key(query: ListQuery) -> tuple[str, ...]:
+    """The key of the order: the column, then the unique name to break ties."""
+    return ("name",) if query.sort == "name" else (SORT_COLUMNS[query.sort], "name")
+
+
+def _key_test(key: tuple[str, ...], test: str, values: tuple, params: list) -> str:
+    """`(column, name) < ($n, $m)`, its values appended to `params`."""
+    values = list(values)[-len(key):]
+    if key[0] == "duration":  # a cursor's JSON may hold 3 for 3.0
+        values[0] = float(values[0])
+    holes = ", ".join(_hole(params, value) for value in values)
+    return f"({', '.join(key)}) {test} ({holes})"
 
 
 def _hole(params: list, value) -> str:

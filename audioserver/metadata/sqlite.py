@@ -276,25 +276,55 @@ class Database:
         where, params = _filters(query, viewer)
         await self._forget_stale_counts(conn)
         total = await self._count(conn, " AND ".join(where), tuple(params))
-        # The key of the order: the column, then the unique name to break ties.
-        key = ("name",) if query.sort == "name" else (SORT_COLUMNS[query.sort], "name")
+        key = _sort_key(query)
         if total > await self._walk_threshold(conn, query.limit):
             # Many match: walking the sort index finds a page of them sooner
             # than sorting them all, which a filter's index would need.
             where, params = _filters(query, viewer, keep_index=key[0])
-        direction = "DESC" if query.descending else "ASC"
+        # A Previous page walks the order the other way from its cursor.
+        walk_down = query.descending != query.backward
         page_where, page_params = list(where), list(params)
         if query.after is not None:
             holes = ", ".join("?" * len(key))
-            page_where.append(f"({', '.join(key)}) {'<' if query.descending else '>'} ({holes})")
+            page_where.append(f"({', '.join(key)}) {'<' if walk_down else '>'} ({holes})")
             page_params += list(query.after)[-len(key):]
-        order = ", ".join(f"{column} {direction}" for column in key)
+        order = ", ".join(f"{column} {'DESC' if walk_down else 'ASC'}" for column in key)
         sql = (f"SELECT {COLUMNS} FROM audio WHERE {' AND '.join(page_where)}"
                f" ORDER BY {order} LIMIT ?")
         # One row more than the page tells whether a next page exists.
         cursor = await conn.execute(sql, (*page_params, query.limit + 1))
         records = [_record(row) for row in await cursor.fetchall()]
-        return records[: query.limit], total, len(records) > query.limit
+        page = records[: query.limit]
+        if query.backward:
+            page.reverse()
+        return page, total, len(records) > query.limit
+
+    async def rows_before(self, query: ListQuery, key: tuple,
+                          viewer: Viewer = EVERYTHING) -> int:
+        """How many rows matching `query` come before `key` in its order."""
+        columns = _sort_key(query)
+        where, params = _filters(query, viewer)
+        where.append(f"({', '.join(columns)}) {'>' if query.descending else '<'}"
+                     f" ({', '.join('?' * len(columns))})")
+        params += list(key)[-len(columns):]
+        async with self._snapshot() as conn:
+            await self._forget_stale_counts(conn)
+            return await self._count(conn, " AND ".join(where), tuple(params))
+
+    async def formats(self, viewer: Viewer = EVERYTHING) -> list[str]:
+        """The formats of the available files `viewer` may see, sorted."""
+        where, params = _filters(ListQuery(), viewer)
+        # A skip scan of audio_format: one index probe per format, not a
+        # read of every row.
+        cursor = await self._reader.execute(
+            "WITH RECURSIVE present(format) AS ("
+            " SELECT min(format) FROM audio WHERE available = 1"
+            " UNION ALL SELECT (SELECT min(format) FROM audio WHERE available = 1"
+            "  AND format > present.format) FROM present WHERE present.format IS NOT NULL)"
+            " SELECT format FROM present WHERE format IS NOT NULL AND EXISTS"
+            f" (SELECT 1 FROM audio WHERE {' AND '.join(where)} AND format = present.format)"
+            " ORDER BY format", params)
+        return [format for (format,) in await cursor.fetchall()]
 
     @asynccontextmanager
     async def _snapshot(self):
@@ -508,6 +538,11 @@ class _Transaction:
 def _is_disk_full(exc: BaseException | None) -> bool:
     return (isinstance(exc, sqlite3.OperationalError)
             and (exc.sqlite_errorcode or 0) & 0xFF == sqlite3.SQLITE_FULL)
+
+
+def _sort_key(query: ListQuery) -> tuple[str, ...]:
+    """The key of the order: the column, then the unique name to break ties."""
+    return ("name",) if query.sort == "name" else (SORT_COLUMNS[query.sort], "name")
 
 
 def _filters(query: ListQuery, viewer: Viewer,

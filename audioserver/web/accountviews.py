@@ -20,12 +20,14 @@ from .templating import render
 # What a page can show again with a message, rather than an error page.
 FORM_ERRORS = (BadRequest, Unauthorized, TooManyRequests)
 
+TRUE_WORDS = ("1", "true", "yes", "on")
+
 # What a path in a Location header may hold as it is; the rest is escaped.
 PRINTABLE_ASCII = "".join(sorted(set(string.printable) - set(string.whitespace)))
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
-    rules = _require_accounts(request)
+    rules = require_accounts(request)
     if await rules.setup_pending():
         # Nobody could sign in yet: the first visitor is offered the admin.
         raise web.HTTPSeeOther(request.app.router["setup"].url_for())
@@ -33,7 +35,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    rules = _require_accounts(request)
+    rules = require_accounts(request)
     form = await request.post()
     next_path = _next_path(form.get("next"))
     try:
@@ -76,6 +78,7 @@ async def setup(request: web.Request) -> web.StreamResponse:
 
 async def account(request: web.Request) -> web.StreamResponse:
     rules = request.app[auth_key]
+    sign_in_first(request)
     user = auth.require_signed_in(rules, request[user_key])
     if wants_html(request):
         return await _account_page(request, user)
@@ -129,6 +132,47 @@ async def revoke_token(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
+async def change_password(request: web.Request) -> web.StreamResponse:
+    """One's own new password, given the current one: every other session
+    ends (this one gets a fresh id), and with revoke_tokens every API token,
+    as `user passwd --revoke-tokens` does."""
+    rules = request.app[auth_key]
+    user = auth.require_signed_in(rules, request[user_key])
+    form = await request.post()
+    revoke = str(form.get("revoke_tokens", "")).lower() in TRUE_WORDS
+    try:
+        new = str(form.get("password", ""))
+        if new != str(form.get("again", new)):
+            raise BadRequest("the two new passwords differ; type the same one twice")
+        password_hash = await rules.hash_password(new)
+        await _confirm_password(request, user, form.get("current_password"),
+                                "changing your password", "current_password")
+    except FORM_ERRORS as exc:
+        if not wants_html(request):
+            raise
+        return await _account_page(request, user, password_error=exc)
+    await rules.accounts.set_password(user.name, password_hash, revoke_tokens=revoke)
+    if wants_html(request):
+        response = await _account_page(request, user,
+                                       password_changed="revoked" if revoke else "kept")
+    else:
+        response = web.Response(status=204)
+    if request.get(session_key) is not None:
+        # set_password ended every session, this one too: this browser
+        # stays signed in with a new one.
+        secret, _ = await rules.start_session(user)
+        set_session_cookie(request, response, secret)
+    return response
+
+
+def sign_in_first(request: web.Request) -> None:
+    """A browser nobody is signed in to goes to the sign-in page, and comes
+    back here after; curl gets the 401."""
+    if request[user_key] is None and not request.app[auth_key].open and wants_html(request):
+        login = request.app.router["login"].url_for().with_query(next=request.path)
+        raise web.HTTPSeeOther(login)
+
+
 async def _signed_in(request: web.Request, user: User, next_path: str) -> web.StreamResponse:
     """Sign `user` in with a new session: a fresh id on every sign-in, so an id
     planted in the browser beforehand is worth nothing."""
@@ -145,26 +189,32 @@ async def _signed_in(request: web.Request, user: User, next_path: str) -> web.St
     return response
 
 
-async def _confirm_password(request: web.Request, user: User, password) -> None:
+async def _confirm_password(request: web.Request, user: User, password,
+                            doing: str = "creating a token", field: str = "password") -> None:
     """The account's current password, checked like a sign-in: a wrong one
     counts towards the lockout."""
     if not isinstance(password, str) or not password:
-        raise BadRequest("creating a token asks for your current password again: send it "
-                         "in the form field 'password'")
+        raise BadRequest(f"{doing} asks for your current password again: send it "
+                         f"in the form field '{field}'")
     try:
         await request.app[auth_key].check_password(user.name, password, client_address(request))
     except Unauthorized:
-        raise Unauthorized("that is not your current password; creating a token asks "
+        raise Unauthorized(f"that is not your current password; {doing} asks "
                            "for it again") from None
 
 
 async def _account_page(request: web.Request, user: User, status: int = 200, error=None,
-                        new_token: str | None = None, form=None) -> web.Response:
+                        new_token: str | None = None, form=None, password_error=None,
+                        password_changed: str | None = None) -> web.Response:
+    """`error` belongs to the token form, `password_error` to the password
+    form; `password_changed` says what became of the tokens: "revoked", "kept"."""
     tokens = await request.app[auth_key].accounts.tokens(user.name)
     form = form or {}
     context = {"tokens": tokens, "new_token": new_token, "error": error,
                "now": now_rfc3339(), "label": str(form.get("label", "")),
-               "expires": str(form.get("expires", ""))}
+               "expires": str(form.get("expires", "")), "password_error": password_error,
+               "password_changed": password_changed}
+    error = error or password_error
     status = int(error.status) if error is not None else status
     response = render(request, "account.html", context, status=status)
     response.headers.update(error.headers if error is not None else {})
@@ -211,7 +261,7 @@ def _see_other(request: web.Request, location) -> web.Response:
     return web.Response(status=204)
 
 
-def _require_accounts(request: web.Request) -> auth.Auth:
+def require_accounts(request: web.Request) -> auth.Auth:
     rules = request.app[auth_key]
     if rules.open:
         raise NotFound("this server has no accounts (it runs with --auth open): "
@@ -221,7 +271,7 @@ def _require_accounts(request: web.Request) -> auth.Auth:
 
 async def _require_setup(request: web.Request) -> str:
     """The setup code, while the server still has no account."""
-    rules = _require_accounts(request)
+    rules = require_accounts(request)
     if not await rules.setup_pending():
         raise NotFound("this server is set up: sign in at /login")
     return rules.config.setup_code

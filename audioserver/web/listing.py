@@ -5,7 +5,6 @@ import binascii
 import json
 import math
 import unicodedata
-from dataclasses import replace
 from typing import Mapping
 
 from ..accounts import validate_user_name
@@ -23,7 +22,8 @@ MAX_INT = 2**63 - 1
 # What a cursor's sort value may be, by sort: anything else would reach SQL
 # as a parameter it cannot bind (a list) or compare sensibly (a string size).
 CURSOR_VALUE_TYPES = {"name": (str,), "duration": (int, float), "size": (int,),
-                      "created": (str,)}
+                      "created": (str,), "format": (str,), "samplerate": (int,),
+                      "channels": (int,)}
 
 
 
@@ -49,9 +49,15 @@ def parse_list_query(params: Mapping[str, str]) -> ListQuery:
         descending=sort_param.startswith("-"),
         limit=_limit(params),
     )
-    cursor = _one(params, "cursor")
+    cursor, before = _one(params, "cursor"), _one(params, "before")
+    if cursor and before:
+        raise BadRequest("give a cursor or before, not both: follow a Next or Previous link "
+                         "as it is")
     if cursor:
-        query = replace(query, after=decode_cursor(cursor, query.sort_param))
+        query = query.next_page(*decode_cursor(cursor, query.sort_param))
+    elif before:
+        # A Previous link: the page that ends where `before` starts.
+        query = query.previous_page(*decode_cursor(before, query.sort_param))
     return query
 
 
@@ -185,5 +191,6 @@ def query_params(query: ListQuery) -> list[tuple[str, str]]:
     params += [("format", fmt) for fmt in query.formats]
     params += [("sort", query.sort_param), ("limit", str(query.limit))]
     if query.after is not None:
-        params.append(("cursor", encode_cursor(query.sort_param, query.after)))
+        params.append(("before" if query.backward else "cursor",
+                       encode_cursor(query.sort_param, query.after)))
     return params

@@ -21,9 +21,11 @@ ERRORS = {
          "to (--allowed-host); `detail` says which and how",
     401: "Not signed in, or a wrong, revoked or expired API token, or a wrong password "
          "(--auth users)",
-    403: "Not allowed: another's file, a browser request without its CSRF token, or an "
-         "API token creating tokens or revoking another",
-    404: "No such file, or a private file of someone else's",
+    403: "Not allowed: another's file, a browser request without its CSRF token, an "
+         "API token creating tokens or revoking another, or managing accounts without being "
+         "an admin",
+    404: "No such file or account, a private file of someone else's, or accounts on a "
+         "server without them (--auth open)",
     408: "The request body arrived too slowly",
     409: "The name is in use: audio names are unique across the library (for a file "
          "private to someone else the answer says only that the name is not available), "
@@ -96,6 +98,8 @@ TOKEN_LIFETIME = "When the token expires: 30d, 12h (at most 3650d), or empty for
 RECORD = _ref("schemas", "AudioRecord")
 STATUS = {"type": "object", "properties": {"status": {"type": "string"}},
           "required": ["status"]}
+REVOKE_TOKENS = {"type": "string",
+                 "description": "on (or 1, true, yes): also revoke every API token of the account"}
 
 
 def _paths() -> dict:
@@ -225,6 +229,59 @@ def _paths() -> dict:
                                           "schemas", "ApiToken")}}}},
                                       HTML: {"schema": {"type": "string"}}}},
                           **_problems(400, 401)}}},
+        "/account/password": {"post": {
+            "summary": "Change your own password, given the current one: every other session "
+                       "of the account ends (a browser session continues under a new cookie)",
+            "operationId": "changePassword",
+            "requestBody": _form({"current_password": {"type": "string"},
+                                  "password": {"type": "string", "description": "The new one"},
+                                  "again": {"type": "string",
+                                            "description": "The new one again (optional)"},
+                                  "revoke_tokens": REVOKE_TOKENS, "csrf_token": CSRF_FIELD}),
+            "responses": {"204": {"description": "Changed"},
+                          "200": _page("A browser: the account page, saying so"),
+                          **_problems(400, 401, 403, 408, 413)}}},
+        "/users": {
+            "get": {"summary": "Every account, its role and how many files it owns (admins)",
+                    "operationId": "users", "parameters": [REPRESENTATION],
+                    "responses": {"200": {"description": "The accounts", "content": {
+                        "application/json": {"schema": {"type": "array", "items": _ref(
+                            "schemas", "AccountSummary")}},
+                        HTML: {"schema": {"type": "string"}}}},
+                                  "303": _redirect("A browser nobody is signed in to: to "
+                                                   "/login"),
+                                  **_problems(401, 403, 404)}},
+            "post": {"summary": "Create an account (admins)", "operationId": "createUser",
+                     "requestBody": _form({"name": {"type": "string"},
+                                           "password": {"type": "string"},
+                                           "role": {"enum": ["user", "admin"],
+                                                    "description": "user unless given"},
+                                           "csrf_token": CSRF_FIELD}),
+                     "responses": {"201": _json(_ref("schemas", "Account"), "Created"),
+                                   "303": _redirect("A browser: back to /users"),
+                                   **_problems(400, 401, 403, 404, 408, 409, 413)}},
+            "delete": {"summary": "Remove an account (admins; not one's own): its sessions "
+                                  "and tokens end, its files stay without an owner",
+                       "operationId": "removeUser",
+                       "parameters": [_query("name", {"type": "string"}, "The account",
+                                             required=True)],
+                       "responses": {"204": {"description": "Removed"},
+                                     **_problems(400, 401, 403, 404)}},
+        },
+        "/users/remove": {"post": {
+            "summary": "Remove an account from a form (admins)", "operationId": "removeUserForm",
+            "requestBody": _form({"name": {"type": "string"}, "csrf_token": CSRF_FIELD}),
+            "responses": {"204": {"description": "Removed"},
+                          "303": _redirect("A browser: back to /users"),
+                          **_problems(400, 401, 403, 404, 408, 413)}}},
+        "/users/password": {"post": {
+            "summary": "Set an account's password (admins): it is signed out everywhere",
+            "operationId": "resetPassword",
+            "requestBody": _form({"name": {"type": "string"}, "password": {"type": "string"},
+                                  "revoke_tokens": REVOKE_TOKENS, "csrf_token": CSRF_FIELD}),
+            "responses": {"204": {"description": "Set"},
+                          "200": _page("A browser: the accounts page, saying so"),
+                          **_problems(400, 401, 403, 404, 408, 413)}}},
         "/tokens": {
             "post": {"summary": "Create an API token, shown this once: from a browser session "
                                 "with the account's current password (an API token gets 403)",
@@ -345,6 +402,8 @@ def _list_parameters() -> list[dict]:
         _query("limit", _or_empty({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
                f"Files a page (default {DEFAULT_LIMIT})"),
         _query("cursor", {"type": "string"}, "Where a page starts: only as a Link header gave it"),
+        _query("before", {"type": "string"}, "The page before a page, as the library page's "
+               "Previous link gives it (not with cursor)"),
     ]
 
 
@@ -421,6 +480,13 @@ def _components() -> dict:
             "Account": {"type": "object", "required": ["name", "role"],
                         "properties": {"name": {"type": "string"},
                                        "role": {"enum": ["admin", "user"]}}},
+            "AccountSummary": {"type": "object",
+                               "required": ["name", "role", "created_at", "files"],
+                               "properties": {"name": {"type": "string"},
+                                              "role": {"enum": ["admin", "user"]},
+                                              "created_at": {"type": "string"},
+                                              "files": {"type": "integer", "minimum": 0,
+                                                        "description": "How many it owns"}}},
             "ApiToken": {"type": "object",
                          "required": ["id", "label", "created_at", "last_used_at",
                                       "expires_at"],

@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from . import accountviews, health, metrics, uploads, views
+from . import accountviews, adminviews, health, metrics, uploads, views
 from .keys import config_key
 
 
@@ -26,6 +26,12 @@ def setup_routes(app: web.Application) -> None:
         web.get("/setup", accountviews.setup_form, name="setup"),
         web.post("/setup", accountviews.setup, name="setup"),
         web.get("/account", accountviews.account, name="account"),
+        web.post("/account/password", accountviews.change_password, name="password"),
+        web.get("/users", adminviews.users, name="users"),
+        web.post("/users", adminviews.create_user, name="users"),
+        web.delete("/users", adminviews.remove_user, name="users"),
+        web.post("/users/remove", adminviews.remove_user, name="remove_user"),
+        web.post("/users/password", adminviews.reset_password, name="user_password"),
         web.post("/tokens", accountviews.create_token, name="tokens"),
         web.delete("/tokens", accountviews.revoke_token, name="tokens"),
         web.post("/tokens/revoke", accountviews.revoke_token, name="revoke_token"),

@@ -10,7 +10,7 @@ from ..errors import BadRequest
 from ..media import waveform
 from ..models import SORT_COLUMNS, AudioRecord, ListQuery
 from ..names import validate_name
-from . import openapi, uploads
+from . import librarypage, openapi, uploads
 from .downloads import etag_matches, file_response
 from .keys import auth_key, config_key, library_key, user_key
 from .listing import parse_list_query, query_params
@@ -70,7 +70,9 @@ async def download(request: web.Request) -> web.StreamResponse:
 
 async def list_audio(request: web.Request) -> web.StreamResponse:
     query = parse_list_query(request.query)
-    records, total, more = await request.app[library_key].db.search(query, _viewer(request))
+    db, viewer = request.app[library_key].db, _viewer(request)
+    records, total, more = await db.search(query, viewer)
+    more = librarypage.next_exists(query, more) and bool(records)
     next_url = _next_page_url(request, query, records) if more else None
     headers = {"X-Total-Count": str(total)}
     if next_url is not None:
@@ -78,7 +80,8 @@ async def list_audio(request: web.Request) -> web.StreamResponse:
     if wants_html(request):
         context = {"records": records, "total": total, "query": query, "next_url": next_url,
                    "first_url": _first_page_url(request, query),
-                   "sort_urls": _sort_urls(request, query)}
+                   "sort_urls": _sort_urls(request, query),
+                   **await librarypage.page_context(request, db, viewer, query, records)}
         return _page(request, "list.html", context, headers)
     return web.json_response([r.public() for r in records], headers=headers)
 
@@ -120,7 +123,8 @@ async def delete(request: web.Request) -> web.StreamResponse:
     auth.check_may_change(request.app[auth_key], request[user_key], record)
     await library.remove(record.name)
     if wants_html(request):
-        raise web.HTTPSeeOther(_url(request, "list"))
+        # The library page says what went (librarypage.deleted_notice).
+        raise web.HTTPSeeOther(_url(request, "list").with_query(deleted=record.name))
     return web.Response(status=204)
 
 
@@ -200,7 +204,8 @@ def _first_page_url(request: web.Request, query: ListQuery) -> URL | None:
     """The same filters and order from the top, when this is a later page."""
     if query.after is None:
         return None
-    return _url(request, "list").with_query(query_params(replace(query, after=None)))
+    return _url(request, "list").with_query(
+        query_params(replace(query, after=None, backward=False)))
 
 
 def _sort_urls(request: web.Request, query: ListQuery) -> dict[str, URL]:
@@ -209,6 +214,7 @@ def _sort_urls(request: web.Request, query: ListQuery) -> dict[str, URL]:
     urls = {}
     for column in SORT_COLUMNS:
         toggled = "-" + column if query.sort == column and not query.descending else column
-        params = [(k, v) for k, v in query_params(replace(query, after=None)) if k != "sort"]
+        params = [(k, v) for k, v in query_params(replace(query, after=None, backward=False))
+                  if k != "sort"]
         urls[column] = _url(request, "list").with_query(params + [("sort", toggled)])
     return urls

@@ -136,8 +136,35 @@ function uploadAll(files) {
     }
   }
   input.value = "";  // the files only: the visibility chosen stays chosen
+  showChosen([]);  // now listed below, with their progress
   next();
 }
+
+// What is about to be sent, listed as it is chosen: each name and size.
+const chosen = document.getElementById("chosen");
+function showChosen(files) {
+  const items = Array.from(files, (file) => {
+    const item = document.createElement("li");
+    const name = document.createElement("span");
+    name.className = "file-name";
+    name.textContent = file.name;
+    const size = document.createElement("span");
+    size.className = "file-size";
+    size.textContent = humanSize(file.size);
+    item.append(name, " ", size);
+    if (file.size > MAX_SIZE) {
+      item.classList.add("too-large");
+      item.append(` · larger than this server accepts (${humanSize(MAX_SIZE)})`);
+    }
+    return item;
+  });
+  const total = Array.from(files).reduce((sum, file) => sum + file.size, 0);
+  document.getElementById("chosen-files").replaceChildren(...items);
+  document.getElementById("chosen-summary").textContent =
+    `${files.length} file${files.length === 1 ? "" : "s"} chosen, ${humanSize(total)} in all:`;
+  chosen.hidden = files.length === 0;
+}
+input.addEventListener("change", () => showChosen(input.files));
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
