@@ -147,7 +147,7 @@ def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dic
     """
     points = max(1, min(points, frames))
     try:
-        # An MP3 comes through a pipe, which cannot seek: it is decoded whole.
+        # An MP3 may come through a pipe, which cannot seek: it is decoded whole.
         if frames > FULL_DECODE_FRAMES and format != "MP3":
             # `frames` was counted, never taken from a header on trust (see
             # probe), so every seek lands inside the audio.
@@ -155,7 +155,7 @@ def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dic
                 samplerate = audio.samplerate
                 lows, highs = _sampled_extremes(audio, points, frames)
         else:
-            with _open_for_decoding(path, format) as audio:
+            with _open_for_decoding(path, format, frames) as audio:
                 samplerate = audio.samplerate
                 lows, highs = _decoded_extremes(audio, points, frames)
     except (RuntimeError, OSError) as exc:
@@ -234,30 +234,56 @@ def _finite_mono(block: np.ndarray) -> np.ndarray:
 
 
 @contextmanager
-def _open_for_decoding(path: str | os.PathLike, format: str):
+def _open_for_decoding(path: str | os.PathLike, format: str, frames: int | None = None):
     """Open `path` for reading to its real end, forward only.
 
     soundfile seeks to where each read ended, and libsndfile cannot seek past
     the end a header claimed (a lying FLAC's, an MP3's Xing count) when the
     audio ends before it: the last read then fails, so nothing is sought.
     """
-    with _decoder(path, format) as audio:
+    with _decoder(path, format, frames) as audio:
         audio.seekable = lambda: False
         yield audio
 
 
 @contextmanager
-def _decoder(path: str | os.PathLike, format: str):
-    """libsndfile stops reading an MP3 at the length it guessed, which for VBR
-    without a header is far too short; from a pipe it cannot guess and reads
-    to the end, so MP3s are fed through one."""
-    if format != "MP3":
-        with soundfile.SoundFile(path) as audio:
+def _decoder(path: str | os.PathLike, format: str, frames: int | None = None):
+    """A SoundFile reading `path`, which holds `frames` frames (None: unknown).
+
+    An MP3 is opened as SoundFile opens it, by its path, when libsndfile
+    knows its length: from a Xing/Info/VBRI header (what LAME writes) or a
+    constant bitrate. libsndfile stops reading at the length it believes,
+    which for a VBR MP3 without a header is a guess far too short; from a
+    pipe it cannot guess and reads to the end, so only those come through
+    one. A pipe cannot seek, and libsndfile skips an ID3v2 tag by seeking
+    when it is larger than its header buffer (cover art makes it so), so the
+    pipe starts at the first frame, after the tag.
+    """
+    if format == "MP3" and (frames is None or not _knows_mp3_length(path, frames)):
+        with _piped_mp3(path) as audio:
             yield audio
         return
+    with soundfile.SoundFile(path) as audio:
+        yield audio
+
+
+def _knows_mp3_length(path: str | os.PathLike, frames: int) -> bool:
+    """Whether libsndfile, reading `path` itself, reads all `frames` frames."""
+    return soundfile.info(path).frames >= frames
+
+
+@contextmanager
+def _piped_mp3(path: str | os.PathLike):
+    from .mp3 import audio_start
+
     # Opened here, so a file that cannot be opened is an error of this call,
     # not of the feeder thread, whose end of the pipe would then never close.
     source = open(path, "rb")
+    try:
+        source.seek(audio_start(path))
+    except BaseException:
+        source.close()
+        raise
     read_end, write_end = os.pipe()
     feeder = threading.Thread(target=_feed, args=(source, write_end), daemon=True)
     feeder.start()
