@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from .clock import now_rfc3339
 from .config import Config
+from .media.preview import Previews
 from .media.probe import ProbePool
 from .media.waveform import Waveforms
 from .metadata import AudioStore, audio_store
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 # Parsers for waveforms, apart from the upload's: one is enough, as each file
 # and size is computed once, and long files are sampled in bounded time.
 WAVEFORM_WORKERS = 1
+# Previews have one of their own: a long file's takes seconds, and must not
+# hold the waveforms up.
+PREVIEW_WORKERS = 1
 
 
 @dataclass
@@ -41,11 +45,12 @@ class Library:
     """The database and the stored files, kept in agreement."""
 
     def __init__(self, db: AudioStore, storage: Storage, probes: ProbePool | None,
-                 waveforms: Waveforms | None):
+                 waveforms: Waveforms | None, previews: Previews | None = None):
         self.db = db
         self.storage = storage
         self.probes = probes  # None when opened without parsers
         self.waveforms = waveforms
+        self.previews = previews
         # Removing an account disowns its files, in their sidecars too.
         self.accounts = db.accounts(on_disown=self.disown)
 
@@ -171,7 +176,7 @@ async def open_library(config: Config, reconcile_storage: bool = True,
                 await storage.check_present()
             else:
                 await storage.create()
-        probes = waveforms = None
+        probes = waveforms = previews = None
         if parsers:
             probes = ProbePool(config.probe_workers, config.probe_timeout)
             stack.push_async_callback(probes.close)
@@ -179,9 +184,13 @@ async def open_library(config: Config, reconcile_storage: bool = True,
             stack.push_async_callback(waveform_pool.close)
             waveforms = Waveforms(storage, waveform_pool)
             stack.push_async_callback(waveforms.close)  # first: see its docstring
+            preview_pool = ProbePool(PREVIEW_WORKERS, config.probe_timeout)
+            stack.push_async_callback(preview_pool.close)
+            previews = Previews(storage, preview_pool)
+            stack.push_async_callback(previews.close)
         if reconcile_storage:
             await reconcile(db, storage)
-        yield Library(db, storage, probes, waveforms)
+        yield Library(db, storage, probes, waveforms, previews)
 
 
 def _record(item: Staged, info: AudioInfo, key: str, created_at: str, owner: str | None,

@@ -154,7 +154,7 @@ async def test_pages_follow_the_cursor_and_lead_back_to_the_first(client, upload
 async def test_info_page_has_player_waveform_and_actions(client, upload, browser_headers):
     await upload("my song.wav", audiofiles.wav(2.0))
     _, html = await page(client, "/info", browser_headers, name="my song.wav")
-    assert html.one("audio")["src"] == "/download?name=my+song.wav&inline=1"
+    assert html.one("audio")["src"] == "/preview?name=my+song.wav"
     player = html.one("section", **{"aria-label": "Player"})
     assert player["data-peaks-url"] == "/waveform?name=my+song.wav"
     assert player["data-duration"] == "2.0"

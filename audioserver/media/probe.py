@@ -65,21 +65,34 @@ class ProbePool:
             raise Undecodable(f"{label!r} could not be decoded: {answer['error']}", name=label)
         return answer["peaks"]
 
+    async def preview(self, path: os.PathLike, target: os.PathLike, label: str, format: str,
+                      frames: int, time_limit: float) -> bool:
+        """Write the preview of `path` to `target` (see encode.make_preview),
+        within `time_limit` seconds; False when the original plays as it is."""
+        request = {"job": "preview", "path": os.fspath(path), "target": os.fspath(target),
+                   "format": format, "frames": frames, "time_limit": time_limit}
+        answer = await self._ask(request, label, Undecodable, max(time_limit, self.timeout))
+        if "error" in answer:
+            raise Undecodable(f"{label!r} could not be decoded: {answer['error']}", name=label)
+        return not answer["native"]
+
     async def _ask(self, request: dict, label: str,
-                   error: type[AudioServerError] = NotAudio) -> dict:
+                   error: type[AudioServerError] = NotAudio,
+                   timeout: float | None = None) -> dict:
+        timeout = timeout or self.timeout
         worker = await self._idle.get()
         try:
             if worker is None:
                 worker = await self._start_worker(self.timeout + OWN_LIMIT_MARGIN)
-            return await asyncio.wait_for(worker.ask(request), self.timeout)
+            return await asyncio.wait_for(worker.ask(request), timeout)
         except (asyncio.TimeoutError, _WorkerDied) as exc:
             # A timeout's message is empty: say what happened instead.
-            reason = str(exc) or f"no answer within {self.timeout:g} s"
+            reason = str(exc) or f"no answer within {timeout:g} s"
             log.warning("reading %r failed: %s; the worker is replaced", label, reason)
             worker = await self._retire(worker)
             raise error(
                 f"{label!r} could not be read as audio: the parser crashed or took "
-                f"longer than {self.timeout:g} s on it",
+                f"longer than {timeout:g} s on it",
                 name=label,
             ) from None
         except BaseException:
@@ -150,16 +163,20 @@ def serve_requests(stdin=sys.stdin, stdout=sys.stdout, time_limit: float = 0) ->
     Each request runs under an alarm of `time_limit` seconds (0: none). SIGALRM
     is left at its default, which ends the process even inside libsndfile.
     """
-    from . import sndfile
+    from . import encode, sndfile
 
     jobs = {
         "probe": lambda r: {"info": dataclasses.asdict(sndfile.probe(r["path"]))},
         "peaks": lambda r: {"peaks": sndfile.peaks(r["path"], r["points"], r["frames"],
                                                    r["format"])},
+        "preview": lambda r: encode.make_preview(r["path"], r["target"], r["format"],
+                                                 r["frames"]),
     }
     for line in stdin:
         request = json.loads(line)
-        signal.setitimer(signal.ITIMER_REAL, time_limit)
+        # A job may bring a longer limit of its own (a long file's preview).
+        limit = max(time_limit, request.get("time_limit", 0) + OWN_LIMIT_MARGIN)
+        signal.setitimer(signal.ITIMER_REAL, limit if time_limit else 0)
         try:
             answer = jobs[request["job"]](request)
         except sndfile.ProbeFailed as exc:

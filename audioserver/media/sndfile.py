@@ -45,6 +45,8 @@ MOST_FRAMES_PER_BYTE = {
     # MPEG-2 Layer III at 8 kbit/s and 24 kHz: 576 samples in a 24-byte frame.
     "MP3": 24,
 }
+# A header's length within 1/100 of the counted one is the file's length.
+MP3_LENGTH_TOLERANCE = 100
 # One bit a frame: fewer than any PCM or ADPCM subtype libsndfile writes.
 DEFAULT_MOST_FRAMES_PER_BYTE = 8
 # libsndfile's words for these codes describe the file, not its bytes, and
@@ -66,7 +68,7 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     try:
         info = soundfile.info(path)
     except (RuntimeError, OSError) as exc:
-        raise _failed(exc, path) from None
+        raise failed(exc, path) from None
     if info.channels <= 0 or info.samplerate <= 0:
         raise ProbeFailed("it has no channels or no sample rate")
     return AudioInfo(
@@ -129,11 +131,11 @@ def _decoded_frames(path: str | os.PathLike, format: str) -> int:
     As long as the file, so the probe's time limit bounds it."""
     frames = 0
     try:
-        with _open_for_decoding(path, format) as audio:
+        with open_for_decoding(path, format) as audio:
             while count := len(audio.read(PEAKS_BLOCK_FRAMES, dtype="int16")):
                 frames += count
     except (RuntimeError, OSError) as exc:
-        raise _failed(exc, path) from None
+        raise failed(exc, path) from None
     return frames
 
 
@@ -155,11 +157,11 @@ def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dic
                 samplerate = audio.samplerate
                 lows, highs = _sampled_extremes(audio, points, frames)
         else:
-            with _open_for_decoding(path, format, frames) as audio:
+            with open_for_decoding(path, format, frames) as audio:
                 samplerate = audio.samplerate
                 lows, highs = _decoded_extremes(audio, points, frames)
     except (RuntimeError, OSError) as exc:
-        raise _failed(exc, path) from None
+        raise failed(exc, path) from None
     pairs = np.column_stack([lows, highs]).ravel()
     data = np.clip(np.round(pairs * INT16_MAX), -INT16_MAX - 1, INT16_MAX).astype(int)
     return {
@@ -169,7 +171,7 @@ def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dic
     }
 
 
-def _failed(exc: Exception, path: str | os.PathLike) -> ProbeFailed:
+def failed(exc: Exception, path: str | os.PathLike) -> ProbeFailed:
     """The ProbeFailed for libsndfile's or the system's refusal of `path`.
 
     Their own messages name the path they were given, which is the server's
@@ -234,7 +236,7 @@ def _finite_mono(block: np.ndarray) -> np.ndarray:
 
 
 @contextmanager
-def _open_for_decoding(path: str | os.PathLike, format: str, frames: int | None = None):
+def open_for_decoding(path: str | os.PathLike, format: str, frames: int | None = None):
     """Open `path` for reading to its real end, forward only.
 
     soundfile seeks to where each read ended, and libsndfile cannot seek past
@@ -270,6 +272,14 @@ def _decoder(path: str | os.PathLike, format: str, frames: int | None = None):
 def _knows_mp3_length(path: str | os.PathLike, frames: int) -> bool:
     """Whether libsndfile, reading `path` itself, reads all `frames` frames."""
     return soundfile.info(path).frames >= frames
+
+
+def mp3_length_is_known(path: str | os.PathLike, frames: int) -> bool:
+    """Whether a reader that trusts the MP3's header, as libsndfile and the
+    browsers do, finds its length within 1% of the `frames` counted: a
+    Xing/Info/VBRI header or a constant bitrate. A VBR MP3 without a header
+    is guessed from its first frame, which can be far off."""
+    return abs(soundfile.info(path).frames - frames) <= frames // MP3_LENGTH_TOLERANCE
 
 
 @contextmanager

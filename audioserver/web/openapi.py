@@ -127,6 +127,28 @@ def _paths() -> dict:
                 "304": {"description": "Not modified since the copy the client has"},
                 **_problems(400, 404, 410, 416),
             }}},
+        "/preview": {"get": {
+            "summary": "What a player plays: the file's own bytes where every current browser "
+                       "plays them (WAV PCM 16/24-bit or float, FLAC, Ogg Vorbis or Opus, an "
+                       "MP3 whose header gives its length; at most two channels), otherwise "
+                       "a preview (MP3, or 16-bit FLAC at sample rates MPEG lacks) made on "
+                       "the first request and kept; ranges and conditional requests as for "
+                       "/download, always inline",
+            "operationId": "preview",
+            "parameters": [
+                NAME,
+                {"name": "Range", "in": "header", "schema": {"type": "string"},
+                 "description": "One range of bytes, e.g. bytes=0-999"},
+                {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}},
+                {"name": "If-Modified-Since", "in": "header", "schema": {"type": "string"}},
+                {"name": "If-Range", "in": "header", "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": _audio("The whole preview"),
+                "206": _audio("The range asked for", {"Content-Range": _plain_header()}),
+                "304": {"description": "Not modified since the copy the client has"},
+                **_problems(400, 404, 410, 416, 422, 503, 507),
+            }}},
         "/list": {"get": {
             "summary": "Files matching every filter given, a page at a time",
             "operationId": "list",

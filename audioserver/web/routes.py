@@ -13,6 +13,7 @@ def setup_routes(app: web.Application) -> None:
         web.post("/upload", views.upload, name="upload", expect_handler=uploads.expect_handler),
         web.put("/upload", views.upload, name="upload", expect_handler=uploads.expect_handler),
         web.get("/download", views.download, name="download"),
+        web.get("/preview", views.preview, name="preview"),
         web.get("/list", views.list_audio, name="list"),
         web.get("/info", views.info, name="info"),
         web.get("/waveform", views.waveform_peaks, name="waveform"),

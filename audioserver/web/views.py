@@ -7,11 +7,12 @@ from yarl import URL
 
 from .. import auth
 from ..errors import BadRequest
+from ..media import preview as previews
 from ..media import waveform
 from ..models import SORT_COLUMNS, AudioRecord, ListQuery
 from ..names import validate_name
 from . import openapi, uploads
-from .downloads import etag_matches, file_response
+from .downloads import etag_matches, file_response, stored_file, stored_sidecar
 from .keys import auth_key, config_key, library_key, user_key
 from .listing import parse_list_query, query_params
 from .negotiation import wants_html
@@ -65,7 +66,24 @@ async def download(request: web.Request) -> web.StreamResponse:
     library = request.app[library_key]
     record = await library.db.get(name, _viewer(request))
     inline = request.query.get("inline", "").lower() in TRUE_WORDS
-    return await file_response(request, record, library.storage, inline)
+    return await file_response(request, record, stored_file(record, library.storage), inline)
+
+
+async def preview(request: web.Request) -> web.StreamResponse:
+    """What a player plays: the file itself where every browser plays it,
+    otherwise its preview (media/preview.py), made on the first request."""
+    library = request.app[library_key]
+    record = await library.db.get(_name_param(request, "preview", ask=False), _viewer(request))
+    etag = previews.etag(record)
+    made = await library.previews.preview(record)
+    if made is None:
+        body = stored_file(record, library.storage)._replace(etag=etag)
+    else:
+        stem = record.name.rsplit(".", 1)[0] or record.name
+        filename = f"{stem}.{made.suffix.rsplit('.', 1)[1]}"
+        body = stored_sidecar(record, library.storage, made.suffix, etag, made.size,
+                              made.content_type, filename)
+    return await file_response(request, record, body, inline=True)
 
 
 async def list_audio(request: web.Request) -> web.StreamResponse:

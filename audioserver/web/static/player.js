@@ -103,6 +103,19 @@ function problemOf(response) {
                               () => { throw new Error(`${response.status} ${response.statusText}`); });
 }
 
+// A file the browser cannot play, even as a preview: say so in words, with
+// the server's reason when it gave one, and offer the download (in the page).
+audio.addEventListener("error", () => {
+  const status = document.getElementById("player-status");
+  status.hidden = false;
+  fetch(audio.currentSrc || audio.src, { headers: { Accept: "application/json", Range: "bytes=0-0" } })
+    .then((response) => response.ok ? null : problemOf(response))
+    .catch((error) => {
+      document.getElementById("player-problem").textContent =
+        `This file cannot be played in the browser: ${error.message.replace(/\.$/, "")}.`;
+    });
+});
+
 fetch(player.dataset.peaksUrl, { headers: { Accept: "application/json" } })
   .then((response) => response.ok ? response.json() : problemOf(response))
   .then((data) => {

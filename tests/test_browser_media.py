@@ -1,0 +1,103 @@
+"""Every accepted format plays in a real Chromium, with a waveform drawn.
+
+The browser, the server and the helpers are test_browser.py's (imported
+here, they are this module's own: one more server and browser for this file).
+"""
+
+import io
+
+import numpy as np
+import pytest
+import soundfile
+from playwright.sync_api import expect
+
+import audiofiles
+from test_browser import (  # noqa: F401  (fixtures, found by name)
+    audio_property, browser, open_page, page, server, shot, wait_until)
+
+HAVE_METADATA = 1
+SECONDS = 3.0
+
+
+def music(format: str, subtype: str | None = None, samplerate: int = 22050,
+          channels: int = 1, seconds: float = SECONDS) -> bytes:
+    """Notes that swell and fade, in any format libsndfile writes."""
+    t = np.arange(int(seconds * samplerate)) / samplerate
+    envelope = np.abs(np.sin(np.pi * t / 1.5)) * (0.3 + 0.6 * (t / seconds))
+    wave = envelope * np.sin(2 * np.pi * (220 + 110 * np.floor(t / 1.5)) * t)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.repeat(wave[:, None], channels, axis=1), samplerate,
+                    format=format, subtype=subtype)
+    return buffer.getvalue()
+
+
+# One file of every accepted format, as the issue lists them.
+FORMATS = {
+    "pcm16.wav": lambda: music("WAV", "PCM_16", channels=2),
+    "pcm24.wav": lambda: music("WAV", "PCM_24"),
+    "float.wav": lambda: music("WAV", "FLOAT"),
+    "pcm8.wav": lambda: music("WAV", "PCM_U8"),
+    "ulaw.wav": lambda: music("WAV", "ULAW"),
+    "alaw.wav": lambda: music("WAV", "ALAW"),
+    "six channels.wav": lambda: music("WAV", "PCM_16", channels=6),
+    "a.rf64": lambda: music("RF64"),
+    "a.w64": lambda: music("W64"),
+    "a.aiff": lambda: music("AIFF", channels=2),
+    "a.au": lambda: music("AU"),
+    "a.caf": lambda: music("CAF"),
+    "a.flac": lambda: music("FLAC"),
+    "vorbis.ogg": lambda: music("OGG", "VORBIS"),
+    "a.opus": lambda: music("OGG", "OPUS", samplerate=48000),
+    "xing.mp3": lambda: music("MP3", samplerate=44100),
+    # Without a Xing header Chromium estimates the length from the first
+    # frame: 20 s of VBR came out at 0:18 before it had a preview.
+    "vbr no header.mp3": lambda: audiofiles.lame_mp3(20.0),
+}
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_every_format_plays_with_a_waveform(page, server, name):
+    status, record = server.put(name, FORMATS[name]())
+    assert status == 201, record
+    page.goto(f"/info?name={name}")
+    expect(page.get_by_role("heading", name=name)).to_be_visible()
+    wait_until(page, f"document.getElementById('audio').readyState >= {HAVE_METADATA}", 30)
+    assert audio_property(page, "error") is None
+    assert audio_property(page, "duration") == pytest.approx(record["duration"], abs=0.1)
+    expect(page.locator("#waveform")).to_have_attribute("data-state", "ready")
+    # Space on the waveform plays (a key press lets the page start audio).
+    page.locator("#waveform").press(" ")
+    wait_until(page, "document.getElementById('audio').currentTime > 0.3")
+    page.locator("#waveform").press(" ")
+    expect(page.locator("#player-status")).to_be_hidden()
+    if name in ("a.aiff", "vbr no header.mp3"):
+        shot(page, "info-" + name.replace(" ", "-"))
+
+
+def test_a_file_that_cannot_be_played_says_so_and_offers_the_download(page, server):
+    # Stored, then damaged behind the server's back: its preview fails.
+    status, record = server.put("broken.aiff", music("AIFF"))
+    assert status == 201
+    key = record_key(server, "broken.aiff")
+    path = server.data_dir / "audio" / key
+    path.unlink()
+    path.write_bytes(b"this is not audio at all" * 100)
+    page.goto("/info?name=broken.aiff")
+    status_line = page.locator("#player-status")
+    expect(status_line).to_be_visible()
+    expect(status_line).to_contain_text("cannot be played in the browser")
+    expect(status_line).to_contain_text("could not be decoded")
+    expect(status_line.get_by_role("link", name="Download it")).to_have_attribute(
+        "href", "/download?name=broken.aiff")
+    shot(page, "info-cannot-play")
+
+
+def record_key(server, name: str) -> str:
+    """The storage key of `name`, from its .meta sidecar (the tests' view
+    behind the API; the server never says it)."""
+    import json
+
+    for meta in (server.data_dir / "audio").glob("*.meta"):
+        if json.loads(meta.read_text())["name"] == name:
+            return meta.name.removesuffix(".meta")
+    raise AssertionError(f"no .meta names {name!r}")
