@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 # Parsers for waveforms, apart from the upload's: one is enough, as each file
 # and size is computed once, and long files are sampled in bounded time.
 WAVEFORM_WORKERS = 1
+# The cover art read from a file's tags, beside it; its media type is in the row.
+COVER_SUFFIX = "cover"
 # Previews have one of their own: a long file's takes seconds, and must not
 # hold the waveforms up.
 PREVIEW_WORKERS = 1
@@ -79,6 +81,10 @@ class Library:
             raise
         records = [record._replace(storage_key=key) for record, key in zip(records, keys)]
         try:
+            for record, info in zip(records, infos):
+                if info.cover is not None:
+                    await self.storage.write_sidecar(record.storage_key, COVER_SUFFIX,
+                                                     info.cover[1])
             await self.db.insert(records)
         except BaseException:
             await self.storage.remove(keys)
@@ -119,6 +125,11 @@ class Library:
 
     async def set_visibility(self, name: str, visibility: str) -> AudioRecord:
         return await asyncio.shield(self.db.set_visibility(name, visibility, self._rewrite_meta))
+
+    async def edit(self, name: str, changes: dict) -> AudioRecord:
+        """Rename `name` or change its text fields: the row and its sidecar,
+        never the stored bytes (nor the storage key: keys are the server's)."""
+        return await asyncio.shield(self.db.edit(name, changes, self._rewrite_meta))
 
     async def _rewrite_meta(self, before: AudioRecord, after: AudioRecord):
         """Called inside the row's transaction, before it commits: the
@@ -210,4 +221,6 @@ def _record(item: Staged, info: AudioInfo, key: str, created_at: str, owner: str
         owner=owner,
         visibility=visibility,
         storage_key=key,
+        cover=info.cover and info.cover[0],
+        **info.tags,
     )

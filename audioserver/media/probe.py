@@ -12,6 +12,7 @@ Run as `python -m audioserver.media.probe` it is the worker itself.
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import json
@@ -54,7 +55,9 @@ class ProbePool:
                 "send WAV, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF or AU",
                 name=label,
             )
-        return AudioInfo(**answer["info"])
+        cover = answer.get("cover")
+        return AudioInfo(**answer["info"], tags=answer.get("tags", {}),
+                         cover=cover and (cover[0], base64.b64decode(cover[1])))
 
     async def peaks(self, path: os.PathLike, label: str, points: int, frames: int,
                     format: str) -> dict:
@@ -166,7 +169,7 @@ def serve_requests(stdin=sys.stdin, stdout=sys.stdout, time_limit: float = 0) ->
     from . import encode, sndfile
 
     jobs = {
-        "probe": lambda r: {"info": dataclasses.asdict(sndfile.probe(r["path"]))},
+        "probe": lambda r: _probe(r["path"]),
         "peaks": lambda r: {"peaks": sndfile.peaks(r["path"], r["points"], r["frames"],
                                                    r["format"])},
         "preview": lambda r: encode.make_preview(r["path"], r["target"], r["format"],
@@ -187,6 +190,18 @@ def serve_requests(stdin=sys.stdin, stdout=sys.stdout, time_limit: float = 0) ->
         signal.setitimer(signal.ITIMER_REAL, 0)
         stdout.write(json.dumps(answer) + "\n")
         stdout.flush()
+
+
+def _probe(path: str) -> dict:
+    """The probe job: the audio's metadata, then its tags and cover art."""
+    from . import sndfile, tags
+
+    info = dataclasses.asdict(sndfile.probe(path))
+    del info["tags"], info["cover"]  # sndfile reads none: they come from tags.py
+    texts, cover = tags.read_tags(path)
+    if cover is not None:
+        cover = [cover[0], base64.b64encode(cover[1]).decode()]
+    return {"info": info, "tags": texts, "cover": cover}
 
 
 def _limit_memory() -> None:
