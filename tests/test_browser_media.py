@@ -101,3 +101,90 @@ def record_key(server, name: str) -> str:
         if json.loads(meta.read_text())["name"] == name:
             return meta.name.removesuffix(".meta")
     raise AssertionError(f"no .meta names {name!r}")
+
+
+def test_speed_is_chosen_and_kept(page, server):
+    assert server.put("speed.flac", music("FLAC"))[0] == 201
+    page.goto("/info?name=speed.flac")
+    wait_until(page, f"document.getElementById('audio').readyState >= {HAVE_METADATA}")
+    page.get_by_label("Speed").select_option("1.5")
+    assert audio_property(page, "playbackRate") == 1.5
+    page.reload()
+    wait_until(page, f"document.getElementById('audio').readyState >= {HAVE_METADATA}")
+    expect(page.get_by_label("Speed")).to_have_value("1.5")
+    assert audio_property(page, "playbackRate") == 1.5
+    page.get_by_label("Speed").select_option("0.5")
+    assert audio_property(page, "playbackRate") == 0.5
+    page.get_by_label("Speed").select_option("1")
+
+
+def test_a_long_file_resumes_where_it_was_left(page, server):
+    # Eleven minutes of a quiet FLAC at 8 kHz: small, and played as it is.
+    assert server.put("book.flac", music("FLAC", samplerate=8000, seconds=660))[0] == 201
+    assert server.put("short.flac", music("FLAC", samplerate=8000, seconds=20))[0] == 201
+    page.goto("/info?name=book.flac")
+    wait_until(page, f"document.getElementById('audio').readyState >= {HAVE_METADATA}")
+    expect(page.locator("#resume-status")).to_be_hidden()
+    expect(page.get_by_role("button", name="Start over")).to_be_hidden()
+    waveform = page.locator("#waveform")
+    waveform.press("Home")
+    for _ in range(6):
+        waveform.press("PageUp")  # 30 s each
+    wait_until(page, "Math.abs(document.getElementById('audio').currentTime - 180) < 0.5")
+    page.reload()
+    wait_until(page, "Math.abs(document.getElementById('audio').currentTime - 180) < 0.5")
+    expect(page.locator("#resume-status")).to_have_text("Resumed at 3:00, where you stopped.")
+    shot(page, "info-resumed")
+    page.get_by_role("button", name="Start over").click()
+    wait_until(page, "document.getElementById('audio').currentTime < 0.5")
+    page.reload()
+    wait_until(page, f"document.getElementById('audio').readyState >= {HAVE_METADATA}")
+    assert audio_property(page, "currentTime") == 0
+    # A short file never resumes.
+    page.goto("/info?name=short.flac")
+    wait_until(page, f"document.getElementById('audio').readyState >= {HAVE_METADATA}")
+    page.locator("#waveform").press("ArrowRight")
+    page.locator("#waveform").press("ArrowRight")
+    wait_until(page, "document.getElementById('audio').currentTime > 9")
+    page.reload()
+    wait_until(page, f"document.getElementById('audio').readyState >= {HAVE_METADATA}")
+    assert audio_property(page, "currentTime") == 0
+
+
+def test_tags_the_cover_and_the_edit_form(page, server):
+    from test_tags import TAGS, tagged_mp3
+
+    status, _ = server.put("whale.mp3", tagged_mp3(cover=audiofiles.png(64, 64), **TAGS))
+    assert status == 201
+    # Files uploaded with the admin's token are the admin's: alice's own is edited.
+    upload_as_alice(page, "mine.mp3", tagged_mp3(cover=audiofiles.png(64, 64), **TAGS))
+    page.goto("/info?name=mine.mp3")
+    expect(page.locator("#cover")).to_be_visible()
+    expect(page.get_by_role("button", name="Start over")).to_be_hidden()
+    assert page.locator("#cover").evaluate("image => image.naturalWidth") == 64
+    expect(page.locator("#tags")).to_contain_text("hydrophone at dawn")
+    page.get_by_text("Edit the name and tags").click()
+    page.get_by_label("Title").fill("Humpback")
+    page.get_by_label("Description").fill("Heard from the boat")
+    page.get_by_label("Name", exact=True).fill("humpback.mp3")
+    shot(page, "info-edit-form")
+    page.get_by_role("button", name="Save").click()
+    expect(page).to_have_url(f"http://127.0.0.1:{server.port}/info?name=humpback.mp3")
+    expect(page.locator('#tags [data-field="title"]')).to_have_text("Humpback")
+    expect(page.locator('#tags [data-field="description"]')).to_have_text("Heard from the boat")
+    shot(page, "info-cover")
+    # Someone else's file has no form.
+    page.goto("/info?name=whale.mp3")
+    expect(page.locator("#edit")).to_have_count(0)
+
+
+def upload_as_alice(page, name: str, data: bytes) -> None:
+    """PUT from the signed-in page itself, with its session and CSRF token."""
+    status = page.evaluate("""async ([name, bytes]) => {
+        const token = document.querySelector('meta[name="csrf-token"]').content;
+        const response = await fetch('/upload?name=' + encodeURIComponent(name), {
+            method: 'PUT', body: new Uint8Array(bytes),
+            headers: {'X-CSRF-Token': token, 'Accept': 'application/json'}});
+        return response.status;
+    }""", [name, list(data)])
+    assert status == 201
