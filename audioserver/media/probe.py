@@ -65,7 +65,7 @@ class ProbePool:
         answer = await self._ask({"job": "peaks", "path": os.fspath(path), "points": points,
                                   "frames": frames, "format": format}, label, Undecodable)
         if "error" in answer:
-            raise Undecodable(f"{label!r} could not be decoded: {answer['error']}", name=label)
+            raise Undecodable(undecodable(label, answer["error"]), name=label)
         return answer["peaks"]
 
     async def preview(self, path: os.PathLike, target: os.PathLike, label: str, format: str,
@@ -76,7 +76,7 @@ class ProbePool:
                    "format": format, "frames": frames, "time_limit": time_limit}
         answer = await self._ask(request, label, Undecodable, max(time_limit, self.timeout))
         if "error" in answer:
-            raise Undecodable(f"{label!r} could not be decoded: {answer['error']}", name=label)
+            raise Undecodable(undecodable(label, answer["error"]), name=label)
         return not answer["native"]
 
     async def _ask(self, request: dict, label: str,
@@ -119,6 +119,12 @@ class ProbePool:
     async def close(self) -> None:
         for worker in list(self._workers):
             await self._retire(worker)
+
+
+def undecodable(label: str, reason: str) -> str:
+    """What a stored file that cannot be decoded means, and what to do."""
+    return (f"{label!r} could not be decoded: {reason}. Download it to check it in an "
+            "audio program, and upload a sound copy if it is damaged")
 
 
 class _WorkerDied(Exception):
@@ -186,7 +192,7 @@ def serve_requests(stdin=sys.stdin, stdout=sys.stdout, time_limit: float = 0) ->
             answer = {"error": str(exc)}
         except Exception as exc:  # our own parsing (MP3 frames) met bytes it did not expect
             log.exception("%s of %s failed", request["job"], request["path"])
-            answer = {"error": f"it could not be parsed ({type(exc).__name__})"}
+            answer = {"error": "its structure could not be read: it may be damaged"}
         signal.setitimer(signal.ITIMER_REAL, 0)
         stdout.write(json.dumps(answer) + "\n")
         stdout.flush()

@@ -49,14 +49,26 @@ MOST_FRAMES_PER_BYTE = {
 MP3_LENGTH_TOLERANCE = 100
 # One bit a frame: fewer than any PCM or ADPCM subtype libsndfile writes.
 DEFAULT_MOST_FRAMES_PER_BYTE = 8
-# libsndfile's words for these codes describe the file, not its bytes, and
-# mislead: the file is there and regular, it is the audio in it that is bad.
-SFE_SYSTEM = 2  # "System error.": the file could not be opened
-SFE_BAD_FILE = 7  # "File does not exist or is not a regular file (possibly a pipe?)."
+# What libsndfile's error codes mean, in words for the person who sent the
+# file: its own messages ("Internal psf_fseek() failed.") describe its
+# internals and go to the log. Some even mislead: "System error." and "File
+# does not exist or is not a regular file" come for a file that is there and
+# regular, whose audio is what is wrong.
+SFE_UNRECOGNISED = 1
+SFE_SYSTEM = 2
+SFE_MALFORMED = 3
+SFE_UNSUPPORTED_ENCODING = 4
+SFE_BAD_FILE = 7
+SFE_BAD_FILE_READ = 8
 LIBSNDFILE_REASONS = {
+    SFE_UNRECOGNISED: "it is not in any audio format this server reads, or its start is damaged",
     SFE_SYSTEM: "the file could not be opened",
+    SFE_MALFORMED: "it is damaged: its header or its audio does not follow its format",
+    SFE_UNSUPPORTED_ENCODING: "its audio is in an encoding this server cannot decode",
     SFE_BAD_FILE: "it starts like audio, but what follows is not readable audio",
+    SFE_BAD_FILE_READ: "it ends before the audio its header announces: it may be cut short",
 }
+UNREADABLE = "its audio could not be read to the end: the file may be damaged or cut short"
 
 
 class ProbeFailed(Exception):
@@ -178,11 +190,11 @@ def failed(exc: Exception, path: str | os.PathLike) -> ProbeFailed:
     business: it goes to the log, and the client gets words without it."""
     log.warning("reading %s failed: %s", path, exc)
     if isinstance(exc, soundfile.LibsndfileError):
-        reason = LIBSNDFILE_REASONS.get(exc.code, f"libsndfile says: {exc.error_string}")
+        reason = LIBSNDFILE_REASONS.get(exc.code, UNREADABLE)
     elif isinstance(exc, OSError):
-        reason = f"the file could not be opened ({exc.strerror or type(exc).__name__})"
+        reason = LIBSNDFILE_REASONS[SFE_SYSTEM]
     else:
-        reason = f"libsndfile says: {str(exc).replace(os.fspath(path), 'the file')}"
+        reason = UNREADABLE
     return ProbeFailed(reason)
 
 
