@@ -122,3 +122,15 @@ async def test_import_reads_tags_too(client, config, tmp_path):
     assert body["title"] == "Blue Whale" and body["cover"] == "image/png"
     cover = await client.get("/cover", params={"name": "imported.mp3"})
     assert cover.status == 200
+
+
+async def test_webp_is_served_and_a_cover_over_2_mib_is_not_kept(client, upload):
+    webp = b"RIFF" + (100).to_bytes(4, "little") + b"WEBPVP8 " + bytes(92)
+    body = await (await upload("webp.flac", flac_with_picture(webp, "image/webp"))).json()
+    assert body["cover"] == "image/webp"
+    response = await client.get("/cover", params={"name": "webp.flac"})
+    assert response.headers["Content-Type"] == "image/webp" and await response.read() == webp
+    large = audiofiles.png(padding=2 * 1024 * 1024)
+    data = io.BytesIO(flac_with_picture(large))  # a stream: aiohttp warns of large bytes
+    body = await (await upload("large.flac", data)).json()
+    assert body["cover"] is None and body["title"] == "Pictured"
