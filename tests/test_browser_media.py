@@ -62,6 +62,8 @@ def test_every_format_plays_with_a_waveform(page, server, name):
     page.goto(f"/info?name={name}")
     expect(page.get_by_role("heading", name=name)).to_be_visible()
     wait_until(page, f"document.getElementById('audio').readyState >= {HAVE_METADATA}", 30)
+    # The note that a playable copy is being made, where one is, is gone now.
+    expect(page.locator("#preview-status")).to_be_hidden()
     assert audio_property(page, "error") is None
     assert audio_property(page, "duration") == pytest.approx(record["duration"], abs=0.1)
     expect(page.locator("#waveform")).to_have_attribute("data-state", "ready")

@@ -157,3 +157,15 @@ async def test_a_file_that_cannot_be_decoded_is_422_and_remembered(client, uploa
 async def test_unknown_and_missing_names(client):
     assert (await preview(client, "ghost.aiff")).status == 404
     assert (await client.get("/preview")).status == 400
+
+
+async def test_the_info_page_says_a_copy_is_being_made_only_where_one_is(
+        client, upload, browser_headers):
+    await upload("a.aiff", audiofiles.encode(1.0, "AIFF"))
+    await upload("a.wav", audiofiles.encode(1.0, "WAV"))
+    aiff = await (await client.get("/info", params={"name": "a.aiff"},
+                                   headers=browser_headers)).text()
+    assert 'id="preview-status"' in aiff and "Preparing a copy your browser can play" in aiff
+    wav = await (await client.get("/info", params={"name": "a.wav"},
+                                  headers=browser_headers)).text()
+    assert 'id="preview-status"' not in wav

@@ -133,7 +133,8 @@ async def info(request: web.Request) -> web.StreamResponse:
     record = await request.app[library_key].db.get(name, _viewer(request))
     if wants_html(request):
         may_change = auth.may_change(request.app[auth_key], request[user_key], record)
-        return _page(request, "info.html", {"record": record, "may_change": may_change})
+        return _page(request, "info.html", {"record": record, "may_change": may_change,
+                                            "previewed": not previews.plays_natively(record)})
     return web.json_response(record.public())
 
 

@@ -159,6 +159,15 @@ if (resumeKey) {
   });
 }
 
+// The note that a playable copy is being made goes once the player has it.
+const previewStatus = document.getElementById("preview-status");
+if (previewStatus) {
+  ["loadedmetadata", "error"].forEach((type) => audio.addEventListener(type, () => {
+    previewStatus.hidden = true;
+  }));
+  if (audio.readyState >= HTMLMediaElement.HAVE_METADATA) previewStatus.hidden = true;
+}
+
 // A file the browser cannot play, even as a preview: say so in words, with
 // the server's reason when it gave one, and offer the download (in the page).
 audio.addEventListener("error", () => {
