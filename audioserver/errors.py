@@ -86,6 +86,12 @@ class NotAudio(AudioServerError):
     status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
 
 
+class UnsupportedMediaType(AudioServerError):
+    """A body in a type this request does not take."""
+
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
 class Undecodable(AudioServerError):
     """A stored file that libsndfile accepted but cannot decode to the end."""
 

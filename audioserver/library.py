@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .clock import now_rfc3339
 from .config import Config
+from .media.preview import Previews
 from .media.probe import ProbePool
 from .media.waveform import Waveforms
 from .metadata import AudioStore, audio_store
@@ -28,6 +29,11 @@ log = logging.getLogger(__name__)
 # Parsers for waveforms, apart from the upload's: one is enough, as each file
 # and size is computed once, and long files are sampled in bounded time.
 WAVEFORM_WORKERS = 1
+# The cover art read from a file's tags, beside it; its media type is in the row.
+COVER_SUFFIX = "cover"
+# Previews have one of their own: a long file's takes seconds, and must not
+# hold the waveforms up.
+PREVIEW_WORKERS = 1
 
 
 @dataclass
@@ -42,13 +48,14 @@ class Library:
     """The database and the stored files, kept in agreement."""
 
     def __init__(self, db: AudioStore, storage: Storage, probes: ProbePool | None,
-                 waveforms: Waveforms | None):
+                 waveforms: Waveforms | None, previews: Previews | None = None):
         self.db = db
         self.storage = storage
         self.probes = probes  # None when opened without parsers
         self.waveforms = waveforms
         # Called with each probe's seconds (the server's metrics), if set.
         self.on_probe = None
+        self.previews = previews
         # Removing an account disowns its files, in their sidecars too.
         self.accounts = db.accounts(on_disown=self.disown)
 
@@ -85,6 +92,10 @@ class Library:
             raise
         records = [record._replace(storage_key=key) for record, key in zip(records, keys)]
         try:
+            for record, info in zip(records, infos):
+                if info.cover is not None:
+                    await self.storage.write_sidecar(record.storage_key, COVER_SUFFIX,
+                                                     info.cover[1])
             await self.db.insert(records)
         except BaseException:
             await self.storage.remove(keys)
@@ -125,6 +136,11 @@ class Library:
 
     async def set_visibility(self, name: str, visibility: str) -> AudioRecord:
         return await asyncio.shield(self.db.set_visibility(name, visibility, self._rewrite_meta))
+
+    async def edit(self, name: str, changes: dict) -> AudioRecord:
+        """Rename `name` or change its text fields: the row and its sidecar,
+        never the stored bytes (nor the storage key: keys are the server's)."""
+        return await asyncio.shield(self.db.edit(name, changes, self._rewrite_meta))
 
     async def _rewrite_meta(self, before: AudioRecord, after: AudioRecord):
         """Called inside the row's transaction, before it commits: the
@@ -182,7 +198,7 @@ async def open_library(config: Config, reconcile_storage: bool = True,
                 await storage.check_present()
             else:
                 await storage.create()
-        probes = waveforms = None
+        probes = waveforms = previews = None
         if parsers:
             probes = ProbePool(config.probe_workers, config.probe_timeout)
             stack.push_async_callback(probes.close)
@@ -190,9 +206,13 @@ async def open_library(config: Config, reconcile_storage: bool = True,
             stack.push_async_callback(waveform_pool.close)
             waveforms = Waveforms(storage, waveform_pool)
             stack.push_async_callback(waveforms.close)  # first: see its docstring
+            preview_pool = ProbePool(PREVIEW_WORKERS, config.probe_timeout)
+            stack.push_async_callback(preview_pool.close)
+            previews = Previews(storage, preview_pool)
+            stack.push_async_callback(previews.close)
         if reconcile_storage:
             await reconcile(db, storage)
-        yield Library(db, storage, probes, waveforms)
+        yield Library(db, storage, probes, waveforms, previews)
 
 
 def _record(item: Staged, info: AudioInfo, key: str, created_at: str, owner: str | None,
@@ -212,4 +232,6 @@ def _record(item: Staged, info: AudioInfo, key: str, created_at: str, owner: str
         owner=owner,
         visibility=visibility,
         storage_key=key,
+        cover=info.cover and info.cover[0],
+        **info.tags,
     )

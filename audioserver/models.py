@@ -1,7 +1,7 @@
 """The metadata record shared by the database, the library and the views,
 and the query that lists records."""
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 DEFAULT_LIMIT = 100
@@ -13,6 +13,14 @@ PUBLIC_FIELDS = (
     "name", "duration", "frames", "samplerate", "channels", "format",
     "subtype", "content_type", "size", "sha256", "created_at", "owner", "visibility",
 )
+# Tags read from the file (media/tags.py), which the owner may edit, and
+# `description`, which only an edit sets.
+TAG_FIELDS = ("title", "artist", "album", "track", "date", "genre", "comment")
+TEXT_FIELDS = (*TAG_FIELDS, "description")
+# What an edit (PATCH /info) may change besides the name.
+EDITABLE_FIELDS = ("title", "artist", "album", "description")
+# The longest text a tag or an edit keeps, in characters.
+MAX_TEXT = 1000
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,9 @@ class AudioInfo:
     format: str
     subtype: str
     content_type: str
+    # Its tags (TAG_FIELDS present), and its cover art as (media type, bytes).
+    tags: dict = field(default_factory=dict)
+    cover: tuple[str, bytes] | None = None
 
     @property
     def duration(self) -> float:
@@ -50,11 +61,27 @@ class AudioRecord(NamedTuple):
     visibility: str  # "public", or "private": its owner and admins only
     storage_key: str
     available: bool = True
+    title: str | None = None
+    artist: str | None = None
+    album: str | None = None
+    track: str | None = None
+    date: str | None = None
+    genre: str | None = None
+    comment: str | None = None
+    description: str | None = None
+    cover: str | None = None  # the cover art's media type, if it has one
 
     def public(self) -> dict:
         """The metadata object clients see."""
         # The public fields are the first ones, in order.
-        return dict(zip(PUBLIC_FIELDS, self))
+        return {**dict(zip(PUBLIC_FIELDS, self)), **self.texts(), "cover": self.cover}
+
+    def texts(self) -> dict:
+        return {field: getattr(self, field) for field in TEXT_FIELDS}
+
+    def tags_folded(self) -> str:
+        """What `q` searches besides the name, casefolded as names are."""
+        return "\n".join(getattr(self, field) or "" for field in TEXT_FIELDS).casefold()
 
 
 @dataclass(frozen=True)
@@ -65,6 +92,8 @@ class ListQuery:
     samplerate: int | None = None
     channels: int | None = None
     q: str | None = None
+    artist: str | None = None
+    album: str | None = None
     owner: str | None = None
     visibility: str | None = None
     sort: str = "name"

@@ -60,3 +60,39 @@ def lame_mp3(seconds: float, vbr: bool = True, samplerate: int = RATE,
     # Interleaved 16-bit samples: numpy's rows are frames, as LAME wants them.
     pcm = (tone(seconds, samplerate, channels) * 32767).astype("<i2")
     return bytes(encoder.encode(pcm.tobytes()) + encoder.flush())
+
+
+def png(width: int = 2, height: int = 2, padding: int = 0) -> bytes:
+    """A real PNG (zlib and CRCs by hand), `padding` bytes larger through a
+    private ancillary chunk, so a test can make cover art of any size."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rows = b"".join(b"\x00" + b"\xc0\x40\x20" * width for _ in range(height))
+    extra = chunk(b"teXt", bytes(padding)) if padding else b""
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + extra
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def with_id3(data: bytes, cover: bytes | None = None, **tags: str) -> bytes:
+    """`data` (an MP3) behind an ID3v2 tag written by mutagen: TIT2 title,
+    TPE1 artist, TALB album... and APIC cover art (PNG) when given."""
+    from mutagen import id3
+
+    frames = {"title": id3.TIT2, "artist": id3.TPE1, "album": id3.TALB, "track": id3.TRCK,
+              "date": id3.TDRC, "genre": id3.TCON}
+    tag = id3.ID3()
+    for field, text in tags.items():
+        if field == "comment":
+            tag.add(id3.COMM(encoding=3, lang="eng", desc="", text=text))
+        else:
+            tag.add(frames[field](encoding=3, text=text))
+    if cover is not None:
+        tag.add(id3.APIC(encoding=3, mime="image/png", type=3, desc="cover", data=cover))
+    buffer = io.BytesIO(data)
+    tag.save(buffer)
+    return buffer.getvalue()

@@ -36,7 +36,7 @@ async def test_unknown_path_is_a_404_problem(client):
 
 @pytest.mark.parametrize("method, path, allowed", [
     ("PATCH", "/list", {"GET", "HEAD"}),
-    ("DELETE", "/info", {"GET", "HEAD"}),
+    ("DELETE", "/info", {"GET", "HEAD", "PATCH", "POST"}),
     ("POST", "/download", {"GET", "HEAD"}),
     ("PUT", "/delete", {"GET", "HEAD", "POST", "DELETE"}),
     ("DELETE", "/upload", {"GET", "HEAD", "POST", "PUT"}),

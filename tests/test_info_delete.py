@@ -5,7 +5,10 @@ import os
 import audiofiles
 
 FIELDS = {"name", "duration", "frames", "samplerate", "channels", "format", "subtype",
-          "content_type", "size", "sha256", "created_at", "owner", "visibility"}
+          "content_type", "size", "sha256", "created_at", "owner", "visibility",
+          # Tags and edits (issue 16), and the cover art's media type.
+          "title", "artist", "album", "track", "date", "genre", "comment", "description",
+          "cover"}
 
 
 async def listed(client) -> list[str]:

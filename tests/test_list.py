@@ -39,7 +39,10 @@ LIBRARY = {
 # Names sort by code point, as SQLite's BINARY collation does: upper case first, É last.
 BY_NAME = sorted(LIBRARY)
 FIELDS = {"name", "duration", "frames", "samplerate", "channels", "format", "subtype",
-          "content_type", "size", "sha256", "created_at", "owner", "visibility"}
+          "content_type", "size", "sha256", "created_at", "owner", "visibility",
+          # Tags and edits (issue 16), and the cover art's media type.
+          "title", "artist", "album", "track", "date", "genre", "comment", "description",
+          "cover"}
 
 shared = pytest.mark.asyncio(loop_scope="module")
 

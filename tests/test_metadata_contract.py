@@ -244,7 +244,13 @@ def library() -> list[AudioRecord]:
                    duration=float(i % 7) + 0.5, size=1000 + (i * 37) % 11,
                    created_at=f"2026-01-{1 + i % 4:02d}T00:00:00.000000Z",
                    samplerate=(44100, 48000)[i % 2], channels=1 + i % 3, format=fmt,
-                   owner=("alice", None)[i % 2], visibility=("public", "private")[i % 3 == 0])
+                   owner=("alice", None)[i % 2], visibility=("public", "private")[i % 3 == 0],
+                   # Tags on some: an artist on every third, an album on every fourth.
+                   artist=("Ünder Sea", None, "Other")[i % 3],
+                   album=("Deep", None, None, "Shallow")[i % 4],
+                   title="Blue Whale Song" if i % 6 == 0 else None,
+                   description="recorded at DAWN" if i % 7 == 0 else None,
+                   cover="image/png" if i % 8 == 0 else None)
             for i, fmt in zip(range(40), ["WAV", "FLAC", "MP3", "WAVEX"] * 10)]
 
 
@@ -364,6 +370,14 @@ async def test_formats_are_those_of_the_files_a_viewer_may_see(db, accounts):
     (ListQuery(q="tone.mp3"), lambda r: "tone.mp3" in r.name),
     (ListQuery(owner="alice"), lambda r: r.owner == "alice"),
     (ListQuery(visibility="private"), lambda r: r.visibility == "private"),
+    # q finds text fields too, case-insensitively; artist and album exactly.
+    (ListQuery(q="WHALE"), lambda r: r.title is not None),
+    (ListQuery(q="dawn"), lambda r: r.description is not None),
+    (ListQuery(q="ünder"), lambda r: r.artist == "Ünder Sea"),
+    (ListQuery(artist="Ünder Sea"), lambda r: r.artist == "Ünder Sea"),
+    (ListQuery(artist="ünder sea"), lambda r: False),
+    (ListQuery(album="Deep", artist="Other"), lambda r: r.album == "Deep"
+     and r.artist == "Other"),
     (ListQuery(samplerate=2**63 - 1), lambda r: False),
     (ListQuery(channels=1, formats=("FLAC",), sort="duration", descending=True),
      lambda r: r.channels == 1 and r.format == "FLAC"),
@@ -661,3 +675,12 @@ async def test_accounts_that_differ_are_a_conflict_and_nothing_is_written(backen
     await target.add_token("alice", "laptop", "t1", at(1))
     with pytest.raises(Conflict, match="token"):
         await target.copy_in([], [TokenRow("alice", "laptop", "t1", at(1), None, at(99))])
+
+
+async def test_text_fields_and_the_cover_come_back_as_stored(db, listed):
+    # Every row of `library()` read back whole: tags, description and cover included.
+    stored = {r.name: r for r in listed}
+    records, _, _ = await db.search(ListQuery(limit=1000))
+    assert {r.name: r for r in records} == stored
+    for r in listed[:5]:
+        assert await db.get(r.name) == r

@@ -224,7 +224,7 @@ async def test_the_format_filter_offers_the_formats_there_are(client, upload, br
 async def test_info_page_has_player_waveform_and_actions(client, upload, browser_headers):
     await upload("my song.wav", audiofiles.wav(2.0))
     _, html = await page(client, "/info", browser_headers, name="my song.wav")
-    assert html.one("audio")["src"] == "/download?name=my+song.wav&inline=1"
+    assert html.one("audio")["src"] == "/preview?name=my+song.wav"
     player = html.one("section", **{"aria-label": "Player"})
     assert player["data-peaks-url"] == "/waveform?name=my+song.wav"
     assert player["data-duration"] == "2.0"
@@ -355,7 +355,7 @@ async def test_each_row_has_a_play_button_with_what_it_plays(client, upload, bro
     await upload("my song.wav")
     _, html = await page(client, "/list", browser_headers)
     button = html.one("button", **{"class": "play"})
-    assert button["data-src"] == "/download?name=my+song.wav&inline=1"
+    assert button["data-src"] == "/preview?name=my+song.wav"
     assert button["aria-label"] == "Play my song.wav" and button["aria-pressed"] == "false"
     assert html.one("audio", id="row-player")
     assert html.one("script", src="/static/library.js")

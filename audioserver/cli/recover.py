@@ -14,8 +14,9 @@ from ..accounts import User, validate_user_name
 from ..config import Config
 from ..errors import AudioServerError, NameTaken, UserExists
 from ..clock import now_rfc3339
-from ..library import Library, open_library
+from ..library import COVER_SUFFIX, Library, open_library
 from ..metadata import AccountStore
+from ..media.tags import image_type
 from ..models import AudioRecord
 from ..names import validate_name
 from ..storage import meta
@@ -97,8 +98,16 @@ async def _recover_one(library: Library, key: str) -> AudioRecord:
         channels=info.channels, format=info.format, subtype=info.subtype,
         content_type=info.content_type, size=size, sha256=sha256,
         created_at=fields["created_at"], owner=owner, visibility=fields["visibility"],
-        storage_key=key,
+        storage_key=key, cover=await _cover_type(library, key),
+        # The sidecar's text fields are the file's tags as edited since.
+        **(fields["texts"] or info.tags),
     )
+
+
+async def _cover_type(library: Library, key: str) -> str | None:
+    """The media type of the cover art kept beside `key`, if any."""
+    data = await library.storage.read_sidecar(key, COVER_SUFFIX)
+    return None if data is None else image_type(data)
 
 
 async def _recreate_owner(accounts: AccountStore, name: str) -> bool:

@@ -159,6 +159,12 @@ def count_mp3_frames(path: str | os.PathLike) -> Mp3Count | None:
         return _walk(_Reader(file, end), start)
 
 
+def audio_start(path: str | os.PathLike) -> int:
+    """Where the first MPEG frame may start: after an ID3v2 tag, if any."""
+    with open(path, "rb") as file:
+        return _audio_start(file, os.fstat(file.fileno()).st_size)
+
+
 def _walk(reader: _Reader, pos: int) -> Mp3Count | None:
     first: _Header | None = None
     tag: _Tag | None = None

@@ -12,6 +12,7 @@ Run as `python -m audioserver.media.probe` it is the worker itself.
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import json
@@ -54,7 +55,9 @@ class ProbePool:
                 "send WAV, FLAC, Ogg Vorbis or Opus, MP3, AIFF, CAF or AU",
                 name=label,
             )
-        return AudioInfo(**answer["info"])
+        cover = answer.get("cover")
+        return AudioInfo(**answer["info"], tags=answer.get("tags", {}),
+                         cover=cover and (cover[0], base64.b64decode(cover[1])))
 
     async def peaks(self, path: os.PathLike, label: str, points: int, frames: int,
                     format: str) -> dict:
@@ -62,24 +65,37 @@ class ProbePool:
         answer = await self._ask({"job": "peaks", "path": os.fspath(path), "points": points,
                                   "frames": frames, "format": format}, label, Undecodable)
         if "error" in answer:
-            raise Undecodable(f"{label!r} could not be decoded: {answer['error']}", name=label)
+            raise Undecodable(undecodable(label, answer["error"]), name=label)
         return answer["peaks"]
 
+    async def preview(self, path: os.PathLike, target: os.PathLike, label: str, format: str,
+                      frames: int, time_limit: float) -> bool:
+        """Write the preview of `path` to `target` (see encode.make_preview),
+        within `time_limit` seconds; False when the original plays as it is."""
+        request = {"job": "preview", "path": os.fspath(path), "target": os.fspath(target),
+                   "format": format, "frames": frames, "time_limit": time_limit}
+        answer = await self._ask(request, label, Undecodable, max(time_limit, self.timeout))
+        if "error" in answer:
+            raise Undecodable(undecodable(label, answer["error"]), name=label)
+        return not answer["native"]
+
     async def _ask(self, request: dict, label: str,
-                   error: type[AudioServerError] = NotAudio) -> dict:
+                   error: type[AudioServerError] = NotAudio,
+                   timeout: float | None = None) -> dict:
+        timeout = timeout or self.timeout
         worker = await self._idle.get()
         try:
             if worker is None:
                 worker = await self._start_worker(self.timeout + OWN_LIMIT_MARGIN)
-            return await asyncio.wait_for(worker.ask(request), self.timeout)
+            return await asyncio.wait_for(worker.ask(request), timeout)
         except (asyncio.TimeoutError, _WorkerDied) as exc:
             # A timeout's message is empty: say what happened instead.
-            reason = str(exc) or f"no answer within {self.timeout:g} s"
+            reason = str(exc) or f"no answer within {timeout:g} s"
             log.warning("reading %r failed: %s; the worker is replaced", label, reason)
             worker = await self._retire(worker)
             raise error(
                 f"{label!r} could not be read as audio: the parser crashed or took "
-                f"longer than {self.timeout:g} s on it",
+                f"longer than {timeout:g} s on it",
                 name=label,
             ) from None
         except BaseException:
@@ -103,6 +119,12 @@ class ProbePool:
     async def close(self) -> None:
         for worker in list(self._workers):
             await self._retire(worker)
+
+
+def undecodable(label: str, reason: str) -> str:
+    """What a stored file that cannot be decoded means, and what to do."""
+    return (f"{label!r} could not be decoded: {reason}. Download it to check it in an "
+            "audio program, and upload a sound copy if it is damaged")
 
 
 class _WorkerDied(Exception):
@@ -150,26 +172,42 @@ def serve_requests(stdin=sys.stdin, stdout=sys.stdout, time_limit: float = 0) ->
     Each request runs under an alarm of `time_limit` seconds (0: none). SIGALRM
     is left at its default, which ends the process even inside libsndfile.
     """
-    from . import sndfile
+    from . import encode, sndfile
 
     jobs = {
-        "probe": lambda r: {"info": dataclasses.asdict(sndfile.probe(r["path"]))},
+        "probe": lambda r: _probe(r["path"]),
         "peaks": lambda r: {"peaks": sndfile.peaks(r["path"], r["points"], r["frames"],
                                                    r["format"])},
+        "preview": lambda r: encode.make_preview(r["path"], r["target"], r["format"],
+                                                 r["frames"]),
     }
     for line in stdin:
         request = json.loads(line)
-        signal.setitimer(signal.ITIMER_REAL, time_limit)
+        # A job may bring a longer limit of its own (a long file's preview).
+        limit = max(time_limit, request.get("time_limit", 0) + OWN_LIMIT_MARGIN)
+        signal.setitimer(signal.ITIMER_REAL, limit if time_limit else 0)
         try:
             answer = jobs[request["job"]](request)
         except sndfile.ProbeFailed as exc:
             answer = {"error": str(exc)}
         except Exception as exc:  # our own parsing (MP3 frames) met bytes it did not expect
             log.exception("%s of %s failed", request["job"], request["path"])
-            answer = {"error": f"it could not be parsed ({type(exc).__name__})"}
+            answer = {"error": "its structure could not be read: it may be damaged"}
         signal.setitimer(signal.ITIMER_REAL, 0)
         stdout.write(json.dumps(answer) + "\n")
         stdout.flush()
+
+
+def _probe(path: str) -> dict:
+    """The probe job: the audio's metadata, then its tags and cover art."""
+    from . import sndfile, tags
+
+    info = dataclasses.asdict(sndfile.probe(path))
+    del info["tags"], info["cover"]  # sndfile reads none: they come from tags.py
+    texts, cover = tags.read_tags(path)
+    if cover is not None:
+        cover = [cover[0], base64.b64encode(cover[1]).decode()]
+    return {"info": info, "tags": texts, "cover": cover}
 
 
 def _limit_memory() -> None:

@@ -45,16 +45,30 @@ MOST_FRAMES_PER_BYTE = {
     # MPEG-2 Layer III at 8 kbit/s and 24 kHz: 576 samples in a 24-byte frame.
     "MP3": 24,
 }
+# A header's length within 1/100 of the counted one is the file's length.
+MP3_LENGTH_TOLERANCE = 100
 # One bit a frame: fewer than any PCM or ADPCM subtype libsndfile writes.
 DEFAULT_MOST_FRAMES_PER_BYTE = 8
-# libsndfile's words for these codes describe the file, not its bytes, and
-# mislead: the file is there and regular, it is the audio in it that is bad.
-SFE_SYSTEM = 2  # "System error.": the file could not be opened
-SFE_BAD_FILE = 7  # "File does not exist or is not a regular file (possibly a pipe?)."
+# What libsndfile's error codes mean, in words for the person who sent the
+# file: its own messages ("Internal psf_fseek() failed.") describe its
+# internals and go to the log. Some even mislead: "System error." and "File
+# does not exist or is not a regular file" come for a file that is there and
+# regular, whose audio is what is wrong.
+SFE_UNRECOGNISED = 1
+SFE_SYSTEM = 2
+SFE_MALFORMED = 3
+SFE_UNSUPPORTED_ENCODING = 4
+SFE_BAD_FILE = 7
+SFE_BAD_FILE_READ = 8
 LIBSNDFILE_REASONS = {
+    SFE_UNRECOGNISED: "it is not in any audio format this server reads, or its start is damaged",
     SFE_SYSTEM: "the file could not be opened",
+    SFE_MALFORMED: "it is damaged: its header or its audio does not follow its format",
+    SFE_UNSUPPORTED_ENCODING: "its audio is in an encoding this server cannot decode",
     SFE_BAD_FILE: "it starts like audio, but what follows is not readable audio",
+    SFE_BAD_FILE_READ: "it ends before the audio its header announces: it may be cut short",
 }
+UNREADABLE = "its audio could not be read to the end: the file may be damaged or cut short"
 
 
 class ProbeFailed(Exception):
@@ -66,7 +80,7 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     try:
         info = soundfile.info(path)
     except (RuntimeError, OSError) as exc:
-        raise _failed(exc, path) from None
+        raise failed(exc, path) from None
     if info.channels <= 0 or info.samplerate <= 0:
         raise ProbeFailed("it has no channels or no sample rate")
     return AudioInfo(
@@ -129,11 +143,11 @@ def _decoded_frames(path: str | os.PathLike, format: str) -> int:
     As long as the file, so the probe's time limit bounds it."""
     frames = 0
     try:
-        with _open_for_decoding(path, format) as audio:
+        with open_for_decoding(path, format) as audio:
             while count := len(audio.read(PEAKS_BLOCK_FRAMES, dtype="int16")):
                 frames += count
     except (RuntimeError, OSError) as exc:
-        raise _failed(exc, path) from None
+        raise failed(exc, path) from None
     return frames
 
 
@@ -147,7 +161,7 @@ def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dic
     """
     points = max(1, min(points, frames))
     try:
-        # An MP3 comes through a pipe, which cannot seek: it is decoded whole.
+        # An MP3 may come through a pipe, which cannot seek: it is decoded whole.
         if frames > FULL_DECODE_FRAMES and format != "MP3":
             # `frames` was counted, never taken from a header on trust (see
             # probe), so every seek lands inside the audio.
@@ -155,11 +169,11 @@ def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dic
                 samplerate = audio.samplerate
                 lows, highs = _sampled_extremes(audio, points, frames)
         else:
-            with _open_for_decoding(path, format) as audio:
+            with open_for_decoding(path, format, frames) as audio:
                 samplerate = audio.samplerate
                 lows, highs = _decoded_extremes(audio, points, frames)
     except (RuntimeError, OSError) as exc:
-        raise _failed(exc, path) from None
+        raise failed(exc, path) from None
     pairs = np.column_stack([lows, highs]).ravel()
     data = np.clip(np.round(pairs * INT16_MAX), -INT16_MAX - 1, INT16_MAX).astype(int)
     return {
@@ -169,18 +183,18 @@ def peaks(path: str | os.PathLike, points: int, frames: int, format: str) -> dic
     }
 
 
-def _failed(exc: Exception, path: str | os.PathLike) -> ProbeFailed:
+def failed(exc: Exception, path: str | os.PathLike) -> ProbeFailed:
     """The ProbeFailed for libsndfile's or the system's refusal of `path`.
 
     Their own messages name the path they were given, which is the server's
     business: it goes to the log, and the client gets words without it."""
     log.warning("reading %s failed: %s", path, exc)
     if isinstance(exc, soundfile.LibsndfileError):
-        reason = LIBSNDFILE_REASONS.get(exc.code, f"libsndfile says: {exc.error_string}")
+        reason = LIBSNDFILE_REASONS.get(exc.code, UNREADABLE)
     elif isinstance(exc, OSError):
-        reason = f"the file could not be opened ({exc.strerror or type(exc).__name__})"
+        reason = LIBSNDFILE_REASONS[SFE_SYSTEM]
     else:
-        reason = f"libsndfile says: {str(exc).replace(os.fspath(path), 'the file')}"
+        reason = UNREADABLE
     return ProbeFailed(reason)
 
 
@@ -234,30 +248,64 @@ def _finite_mono(block: np.ndarray) -> np.ndarray:
 
 
 @contextmanager
-def _open_for_decoding(path: str | os.PathLike, format: str):
+def open_for_decoding(path: str | os.PathLike, format: str, frames: int | None = None):
     """Open `path` for reading to its real end, forward only.
 
     soundfile seeks to where each read ended, and libsndfile cannot seek past
     the end a header claimed (a lying FLAC's, an MP3's Xing count) when the
     audio ends before it: the last read then fails, so nothing is sought.
     """
-    with _decoder(path, format) as audio:
+    with _decoder(path, format, frames) as audio:
         audio.seekable = lambda: False
         yield audio
 
 
 @contextmanager
-def _decoder(path: str | os.PathLike, format: str):
-    """libsndfile stops reading an MP3 at the length it guessed, which for VBR
-    without a header is far too short; from a pipe it cannot guess and reads
-    to the end, so MP3s are fed through one."""
-    if format != "MP3":
-        with soundfile.SoundFile(path) as audio:
+def _decoder(path: str | os.PathLike, format: str, frames: int | None = None):
+    """A SoundFile reading `path`, which holds `frames` frames (None: unknown).
+
+    An MP3 is opened as SoundFile opens it, by its path, when libsndfile
+    knows its length: from a Xing/Info/VBRI header (what LAME writes) or a
+    constant bitrate. libsndfile stops reading at the length it believes,
+    which for a VBR MP3 without a header is a guess far too short; from a
+    pipe it cannot guess and reads to the end, so only those come through
+    one. A pipe cannot seek, and libsndfile skips an ID3v2 tag by seeking
+    when it is larger than its header buffer (cover art makes it so), so the
+    pipe starts at the first frame, after the tag.
+    """
+    if format == "MP3" and (frames is None or not _knows_mp3_length(path, frames)):
+        with _piped_mp3(path) as audio:
             yield audio
         return
+    with soundfile.SoundFile(path) as audio:
+        yield audio
+
+
+def _knows_mp3_length(path: str | os.PathLike, frames: int) -> bool:
+    """Whether libsndfile, reading `path` itself, reads all `frames` frames."""
+    return soundfile.info(path).frames >= frames
+
+
+def mp3_length_is_known(path: str | os.PathLike, frames: int) -> bool:
+    """Whether a reader that trusts the MP3's header, as libsndfile and the
+    browsers do, finds its length within 1% of the `frames` counted: a
+    Xing/Info/VBRI header or a constant bitrate. A VBR MP3 without a header
+    is guessed from its first frame, which can be far off."""
+    return abs(soundfile.info(path).frames - frames) <= frames // MP3_LENGTH_TOLERANCE
+
+
+@contextmanager
+def _piped_mp3(path: str | os.PathLike):
+    from .mp3 import audio_start
+
     # Opened here, so a file that cannot be opened is an error of this call,
     # not of the feeder thread, whose end of the pipe would then never close.
     source = open(path, "rb")
+    try:
+        source.seek(audio_start(path))
+    except BaseException:
+        source.close()
+        raise
     read_end, write_end = os.pipe()
     feeder = threading.Thread(target=_feed, args=(source, write_end), daemon=True)
     feeder.start()

@@ -178,6 +178,12 @@ class AudioStore(Protocol):
     async def set_visibility(self, name: str, visibility: str,
                              before_commit: BeforeCommit | None = None) -> AudioRecord: ...
 
+    async def edit(self, name: str, changes: dict, before_commit: BeforeCommit | None = None
+                   ) -> AudioRecord:
+        """Set `changes` (a new `name`, models.EDITABLE_FIELDS) on the row
+        `name` and return it; NotFound, or NameTaken for a name in use.
+        `before_commit(before, after)` as for set_visibility."""
+
     async def set_available(self, keys: list[str], available: bool) -> None: ...
 
 

@@ -17,7 +17,7 @@ import asyncpg
 
 from ..accounts import EVERYTHING, Viewer
 from ..errors import NameTaken, StartupError, StorageFull
-from ..models import SORT_COLUMNS, AudioRecord, ListQuery
+from ..models import EDITABLE_FIELDS, SORT_COLUMNS, AudioRecord, ListQuery
 from . import Conflict, needs_copy, no_audio, visible
 
 if TYPE_CHECKING:
@@ -109,12 +109,26 @@ MIGRATIONS = [
     -- start: nothing to do but keep the numbers in step.
     SELECT 1;
     """,
+    """
+    ALTER TABLE audio ADD COLUMN title TEXT, ADD COLUMN artist TEXT, ADD COLUMN album TEXT,
+        ADD COLUMN track TEXT, ADD COLUMN date TEXT, ADD COLUMN genre TEXT,
+        ADD COLUMN comment TEXT, ADD COLUMN description TEXT, ADD COLUMN cover TEXT,
+        ADD COLUMN tags_folded TEXT NOT NULL DEFAULT '';
+    CREATE INDEX audio_artist ON audio (available, artist, name);
+    CREATE INDEX audio_album ON audio (available, album, name);
+    """,
 ]
 
 COLUMNS = (
     "name, duration, frames, samplerate, channels, format, subtype, "
-    "content_type, size, sha256, created_at, owner, visibility, storage_key, available"
+    "content_type, size, sha256, created_at, owner, visibility, storage_key, available, "
+    "title, artist, album, track, date, genre, comment, description, cover"
 )
+# Written with each row besides COLUMNS: what case-insensitive matching reads.
+INSERT = (f"INSERT INTO audio ({COLUMNS}, name_folded, tags_folded) VALUES "
+          f"({', '.join(f'${n}' for n in range(1, COLUMNS.count(',') + 4))})")
+# What an edit writes: the name and the text fields, with their folded forms.
+EDITED = ("name", "name_folded", *EDITABLE_FIELDS, "tags_folded")
 # Any constant will do; it only has to be the same in every instance.
 MIGRATION_LOCK = 0x617564696F
 BUMP_VERSION = "UPDATE data_version SET version = version + 1"
@@ -333,10 +347,8 @@ class PostgresDatabase:
         async with self.transaction() as conn:
             for record in records:
                 try:
-                    await conn.execute(
-                        f"INSERT INTO audio ({COLUMNS}, name_folded) VALUES"
-                        " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-                        *record, record.name.casefold())
+                    await conn.execute(INSERT, *record, record.name.casefold(),
+                                       record.tags_folded())
                 except asyncpg.UniqueViolationError:
                     raise NameTaken(record.name) from None
 
@@ -353,10 +365,8 @@ class PostgresDatabase:
                 if not needs_copy(record, [AudioRecord(*row) for row in found]):
                     continue
                 try:
-                    await conn.execute(
-                        f"INSERT INTO audio ({COLUMNS}, name_folded) VALUES"
-                        " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-                        *record, record.name.casefold())
+                    await conn.execute(INSERT, *record, record.name.casefold(),
+                                       record.tags_folded())
                 except asyncpg.ForeignKeyViolationError:
                     raise Conflict(f"{record.name!r} is owned by {record.owner!r}, "
                                    "an account the target does not have") from None
@@ -397,6 +407,34 @@ class PostgresDatabase:
                                    visibility, name)
                 before = AudioRecord(*row)
                 after = before._replace(visibility=visibility)
+                if before_commit is not None:
+                    undo = await before_commit(before, after)
+        except BaseException:
+            if undo is not None:
+                await undo()
+            raise
+        return after
+
+    async def edit(self, name: str, changes: dict, before_commit=None) -> AudioRecord:
+        """Change the name or text fields of `name` (see AudioStore.edit)."""
+        undo = None
+        try:
+            async with self.transaction() as conn:
+                row = await conn.fetchrow(
+                    f"SELECT {COLUMNS} FROM audio WHERE name = $1 FOR UPDATE", name)
+                if row is None:
+                    raise no_audio(name)
+                before = AudioRecord(*row)
+                after = before._replace(**changes)
+                sets = ", ".join(f"{field} = ${n}" for n, field in enumerate(EDITED, start=1))
+                try:
+                    await conn.execute(
+                        f"UPDATE audio SET {sets} WHERE name = ${len(EDITED) + 1}",
+                        after.name, after.name.casefold(),
+                        *(getattr(after, field) for field in EDITABLE_FIELDS),
+                        after.tags_folded(), name)
+                except asyncpg.UniqueViolationError:
+                    raise NameTaken(after.name) from None
                 if before_commit is not None:
                     undo = await before_commit(before, after)
         except BaseException:
@@ -446,6 +484,8 @@ def _filters(query: ListQuery, viewer: Viewer) -> tuple[list[str], list]:
         ("channels", "=", query.channels),
         ("owner", "=", query.owner),
         ("visibility", "=", query.visibility),
+        ("artist", "=", query.artist),
+        ("album", "=", query.album),
     ):
         if value is not None:
             where.append(f"{column} {test} {_hole(params, value)}")
@@ -453,7 +493,8 @@ def _filters(query: ListQuery, viewer: Viewer) -> tuple[list[str], list]:
         where.append(f"format = ANY({_hole(params, list(query.formats))})")
     if query.q:
         # name_folded holds Python's casefold(), which lower() cannot match.
-        where.append(f"strpos(name_folded, {_hole(params, query.q.casefold())}) > 0")
+        folded = _hole(params, query.q.casefold())
+        where.append(f"(strpos(name_folded, {folded}) > 0 OR strpos(tags_folded, {folded}) > 0)")
     return where, params
 
 

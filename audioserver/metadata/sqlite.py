@@ -19,7 +19,7 @@ import aiosqlite
 
 from ..accounts import EVERYTHING, Viewer
 from ..errors import NameTaken, StartupError, StorageFull
-from ..models import SORT_COLUMNS, AudioRecord, ListQuery
+from ..models import EDITABLE_FIELDS, SORT_COLUMNS, AudioRecord, ListQuery
 from . import Conflict, needs_copy, no_audio, visible
 
 if TYPE_CHECKING:
@@ -147,12 +147,32 @@ MIGRATIONS = [
         last_used_at = {_with_microseconds("last_used_at")},
         expires_at = {_with_microseconds("expires_at")}
     """,
+    # Tags read from the file and the owner's edits (models.TEXT_FIELDS),
+    # the cover art's media type, and the casefolded text `q` searches.
+    """
+    ALTER TABLE audio ADD COLUMN title TEXT;
+    ALTER TABLE audio ADD COLUMN artist TEXT;
+    ALTER TABLE audio ADD COLUMN album TEXT;
+    ALTER TABLE audio ADD COLUMN track TEXT;
+    ALTER TABLE audio ADD COLUMN date TEXT;
+    ALTER TABLE audio ADD COLUMN genre TEXT;
+    ALTER TABLE audio ADD COLUMN comment TEXT;
+    ALTER TABLE audio ADD COLUMN description TEXT;
+    ALTER TABLE audio ADD COLUMN cover TEXT;
+    ALTER TABLE audio ADD COLUMN tags_folded TEXT NOT NULL DEFAULT '';
+    CREATE INDEX audio_artist ON audio (available, artist, name);
+    CREATE INDEX audio_album ON audio (available, album, name)
+    """,
 ]
 
 COLUMNS = (
     "name, duration, frames, samplerate, channels, format, subtype, "
-    "content_type, size, sha256, created_at, owner, visibility, storage_key, available"
+    "content_type, size, sha256, created_at, owner, visibility, storage_key, available, "
+    "title, artist, album, track, date, genre, comment, description, cover"
 )
+# Written with each row besides COLUMNS: what case-insensitive matching reads.
+INSERT = (f"INSERT INTO audio ({COLUMNS}, name_folded, tags_folded) VALUES "
+          f"({', '.join('?' * (COLUMNS.count(',') + 3))})")
 BUSY_TIMEOUT_MS = 10_000
 DISK_FULL = ("the server's disk is full; nothing was changed. Try again later "
              "or ask the operator to free space")
@@ -410,11 +430,7 @@ class Database:
         async with self.transaction() as conn:
             for record in records:
                 try:
-                    await conn.execute(
-                        f"INSERT INTO audio ({COLUMNS}, name_folded)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (*_values(record), record.name.casefold()),
-                    )
+                    await conn.execute(INSERT, _values(record))
                 except sqlite3.IntegrityError:
                     raise NameTaken(record.name) from None
 
@@ -430,10 +446,7 @@ class Database:
                 if not needs_copy(record, [_record(row) for row in await cursor.fetchall()]):
                     continue
                 try:
-                    await conn.execute(
-                        f"INSERT INTO audio ({COLUMNS}, name_folded)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (*_values(record), record.name.casefold()))
+                    await conn.execute(INSERT, _values(record))
                 except sqlite3.IntegrityError:  # only the owner can be missing
                     raise Conflict(f"{record.name!r} is owned by {record.owner!r}, "
                                    "an account the target does not have") from None
@@ -474,6 +487,32 @@ class Database:
                                    (visibility, name))
                 before = _record(row)
                 after = before._replace(visibility=visibility)
+                if before_commit is not None:
+                    undo = await before_commit(before, after)
+        except BaseException:
+            if undo is not None:
+                await undo()
+            raise
+        return after
+
+    async def edit(self, name: str, changes: dict, before_commit=None) -> AudioRecord:
+        """Change the name or text fields of `name` (see AudioStore.edit)."""
+        undo = None
+        try:
+            async with self.transaction() as conn:
+                cursor = await conn.execute(f"SELECT {COLUMNS} FROM audio WHERE name = ?", (name,))
+                row = await cursor.fetchone()
+                await cursor.close()
+                if row is None:
+                    raise no_audio(name)
+                before = _record(row)
+                after = before._replace(**changes)
+                try:
+                    await conn.execute(
+                        f"UPDATE audio SET {', '.join(f'{f} = ?' for f in EDITED)} WHERE name = ?",
+                        (*_edited(after), name))
+                except sqlite3.IntegrityError:
+                    raise NameTaken(after.name) from None
                 if before_commit is not None:
                     undo = await before_commit(before, after)
         except BaseException:
@@ -568,6 +607,8 @@ def _filters(query: ListQuery, viewer: Viewer,
         ("channels", "= ?", query.channels),
         ("owner", "= ?", query.owner),
         ("visibility", "= ?", query.visibility),
+        ("artist", "= ?", query.artist),
+        ("album", "= ?", query.album),
     ):
         if value is not None:
             where.append(f"{column(name)} {test}")
@@ -576,8 +617,8 @@ def _filters(query: ListQuery, viewer: Viewer,
         where.append(f"{column('format')} IN ({', '.join('?' * len(query.formats))})")
         params += query.formats
     if query.q:
-        where.append("instr(name_folded, ?) > 0")
-        params.append(query.q.casefold())
+        where.append("(instr(name_folded, ?) > 0 OR instr(tags_folded, ?) > 0)")
+        params += [query.q.casefold()] * 2
     return where, params
 
 
@@ -598,14 +639,23 @@ def _unusable(path: Path, reason: str, damaged: bool) -> StartupError:
 
 
 def _values(record: AudioRecord) -> tuple:
-    return (
-        record.name, record.duration, record.frames, record.samplerate, record.channels,
-        record.format, record.subtype, record.content_type, record.size, record.sha256,
-        record.created_at, record.owner, record.visibility, record.storage_key,
-        int(record.available),
-    )
+    """INSERT's values: COLUMNS, then name_folded and tags_folded."""
+    return (*record._replace(available=int(record.available)), record.name.casefold(),
+            record.tags_folded())
+
+
+# What an edit writes: the name and the text fields, with their folded forms.
+EDITED = ("name", "name_folded", *EDITABLE_FIELDS, "tags_folded")
+
+
+def _edited(record: AudioRecord) -> tuple:
+    return (record.name, record.name.casefold(),
+            *(getattr(record, field) for field in EDITABLE_FIELDS), record.tags_folded())
+
+
+# Where `available` is in a row (COLUMNS order, which is AudioRecord's field order).
+AVAILABLE = AudioRecord._fields.index("available")
 
 
 def _record(row: tuple) -> AudioRecord:
-    # Rows come in COLUMNS order, which is AudioRecord's field order.
-    return AudioRecord(*row[:-1], available=bool(row[-1]))
+    return AudioRecord(*row[:AVAILABLE], bool(row[AVAILABLE]), *row[AVAILABLE + 1:])

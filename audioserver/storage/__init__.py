@@ -85,6 +85,25 @@ class Storage(Protocol):
 
     async def remove_sidecar(self, key: str, suffix: str) -> None: ...
 
+    # Large sidecars (a file's preview): stored from a local file and read by
+    # ranges, like the audio itself; removed with it, as every sidecar.
+
+    async def write_sidecar_file(self, key: str, suffix: str, source: Path) -> None:
+        """Store the local file `source` (which stays) as a sidecar,
+        atomically: readers see all of it or none; StorageRefused when the
+        storage takes no change, StorageFull when it has no room."""
+
+    async def sidecar_size(self, key: str, suffix: str) -> int | None:
+        """The sidecar's size in bytes; None when there is none."""
+
+    def open_sidecar_range(self, key: str, suffix: str, start: int, end: int
+                           ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Like open_range, for a sidecar: FileNotFoundError when absent."""
+
+    def local_sidecar_path(self, key: str, suffix: str) -> Path | None:
+        """The sidecar itself, for sendfile; None for a backend without
+        local files (see local_path)."""
+
     async def sidecar_keys(self) -> set[str]:
         """Keys that have sidecars, whether or not their file is there."""
 

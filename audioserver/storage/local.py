@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import secrets
+import shutil
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
@@ -180,6 +181,38 @@ class LocalStorage(Staging):
                 os.rename(temp, self.sidecar(key, suffix))
         finally:
             temp.unlink(missing_ok=True)
+
+    async def write_sidecar_file(self, key: str, suffix: str, source: Path) -> None:
+        await asyncio.to_thread(self._write_sidecar_file, key, suffix, source)
+
+    def _write_sidecar_file(self, key: str, suffix: str, source: Path) -> None:
+        temp = self.temp_path()
+        try:
+            # Derived from the audio, so not fsynced: a crash loses a copy
+            # that is made again, never the library's data.
+            with disk_full_is_507(), refusal_is_503("keep the preview"):
+                shutil.copyfile(source, temp)
+                os.rename(temp, self.sidecar(key, suffix))
+        finally:
+            temp.unlink(missing_ok=True)
+
+    async def sidecar_size(self, key: str, suffix: str) -> int | None:
+        try:
+            return (await asyncio.to_thread(self.sidecar(key, suffix).stat)).st_size
+        except FileNotFoundError:
+            return None
+
+    @asynccontextmanager
+    async def open_sidecar_range(self, key: str, suffix: str, start: int, end: int
+                                 ) -> AsyncIterator[AsyncIterator[bytes]]:
+        file = await asyncio.to_thread(open, self.sidecar(key, suffix), "rb")
+        try:
+            yield self._read(file, start, end)
+        finally:
+            file.close()
+
+    def local_sidecar_path(self, key: str, suffix: str) -> Path:
+        return self.sidecar(key, suffix)
 
     # The metadata sidecar (meta.py): written durably, it outlives a lost database.
 

@@ -1,4 +1,5 @@
-"""Serving a stored file: conditional requests, one byte range, sendfile.
+"""Serving a stored file or a large sidecar of it (a preview): conditional
+requests, one byte range, sendfile.
 
 A storage with the file on this machine gives its path, and the kernel
 sends it (sendfile); any other streams the range from the storage.
@@ -12,9 +13,11 @@ import asyncio
 import re
 import unicodedata
 import urllib.parse
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+from typing import AsyncIterator, Callable, NamedTuple
 
 from aiohttp import web
 
@@ -27,47 +30,70 @@ from .caching import file_cache_control
 _RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 
 
-async def file_response(
-    request: web.Request, record: AudioRecord, storage: Storage, inline: bool
-) -> web.StreamResponse:
-    etag = f'"{record.sha256}"'
+class Body(NamedTuple):
+    """What is sent: the stored file or one of its large sidecars."""
+
+    etag: str
+    size: int
+    content_type: str
+    filename: str
+    local_path: Callable[[], Path | None]
+    open_range: Callable[[int, int], AbstractAsyncContextManager[AsyncIterator[bytes]]]
+
+
+def stored_file(record: AudioRecord, storage: Storage) -> Body:
+    key = record.storage_key
+    return Body(f'"{record.sha256}"', record.size, record.content_type, record.name,
+                lambda: storage.local_path(key),
+                lambda start, end: storage.open_range(key, start, end))
+
+
+def stored_sidecar(record: AudioRecord, storage: Storage, suffix: str, etag: str, size: int,
+                   content_type: str, filename: str) -> Body:
+    key = record.storage_key
+    return Body(etag, size, content_type, filename,
+                lambda: storage.local_sidecar_path(key, suffix),
+                lambda start, end: storage.open_sidecar_range(key, suffix, start, end))
+
+
+async def file_response(request: web.Request, record: AudioRecord, body: Body, inline: bool
+                        ) -> web.StreamResponse:
+    """`body`, a file of `record`, with conditional requests and ranges."""
     modified = datetime.fromisoformat(record.created_at).replace(microsecond=0)
     headers = {
-        "ETag": etag,
+        "ETag": body.etag,
         "Last-Modified": format_datetime(modified, usegmt=True),
         "Cache-Control": file_cache_control(record),
         "Accept-Ranges": "bytes",
     }
-    if _not_modified(request, etag, modified):
+    if _not_modified(request, body.etag, modified):
         return web.Response(status=304, headers=headers)
-    headers["Content-Type"] = record.content_type
-    headers["Content-Disposition"] = content_disposition(record.name, inline)
+    headers["Content-Type"] = body.content_type
+    headers["Content-Disposition"] = content_disposition(body.filename, inline)
     byte_range = None
-    if _range_applies(request, etag, modified):
-        byte_range = parse_range(request.headers.get("Range", ""), record.size)
-    return await _send(request, storage, record, byte_range, headers)
+    if _range_applies(request, body.etag, modified):
+        byte_range = parse_range(request.headers.get("Range", ""), body.size)
+    return await _send(request, body, byte_range, headers)
 
 
-async def _send(request, storage: Storage, record: AudioRecord, byte_range, headers: dict
-                ) -> web.StreamResponse:
-    start, count, status = 0, record.size, 200
+async def _send(request, body: Body, byte_range, headers: dict) -> web.StreamResponse:
+    start, count, status = 0, body.size, 200
     if byte_range is not None:
         start, end = byte_range
         count, status = end - start + 1, 206
-        headers["Content-Range"] = f"bytes {start}-{end}/{record.size}"
+        headers["Content-Range"] = f"bytes {start}-{end}/{body.size}"
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = count
     # Opened before the headers go, so a file deleted meanwhile is still a 404.
     async with AsyncExitStack() as stack:
-        path = storage.local_path(record.storage_key)
+        path = body.local_path()
         try:
             if path is not None:
                 file = await asyncio.to_thread(open, path, "rb")
                 # Read-only: closing does not wait for the disk.
                 stack.callback(file.close)
             else:
-                chunks = await stack.enter_async_context(
-                    storage.open_range(record.storage_key, start, start + count))
+                chunks = await stack.enter_async_context(body.open_range(start, start + count))
         except FileNotFoundError:
             raise NotFound("the file was deleted while it was being requested") from None
         await response.prepare(request)

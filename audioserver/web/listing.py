@@ -43,6 +43,8 @@ def parse_list_query(params: Mapping[str, str]) -> ListQuery:
         samplerate=_positive_int(params, "samplerate"),
         channels=_positive_int(params, "channels"),
         q=_search_text(params),
+        artist=_search_text(params, "artist"),
+        album=_search_text(params, "album"),
         owner=_owner(params),
         visibility=_visibility(params),
         sort=sort,
@@ -76,9 +78,10 @@ def _all(params: Mapping[str, str], key: str) -> list[str]:
     return [params[key]] if params.get(key) is not None else []
 
 
-def _search_text(params) -> str | None:
-    """?q=, in NFC as names are stored: "É" typed decomposed must find "Éclair"."""
-    text = _one(params, "q")
+def _search_text(params, key: str = "q") -> str | None:
+    """?q= (or ?artist=, ?album=), in NFC as names and tags are stored:
+    "É" typed decomposed must find "Éclair"."""
+    text = _one(params, key)
     return unicodedata.normalize("NFC", text) if text else None
 
 
@@ -184,6 +187,7 @@ def query_params(query: ListQuery) -> list[tuple[str, str]]:
     for key, value in (
         ("minduration", query.min_duration), ("maxduration", query.max_duration),
         ("samplerate", query.samplerate), ("channels", query.channels), ("q", query.q),
+        ("artist", query.artist), ("album", query.album),
         ("owner", query.owner), ("visibility", query.visibility),
     ):
         if value is not None:

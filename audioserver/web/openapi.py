@@ -9,7 +9,7 @@ generated requests against a live server and checks every answer against it.
 from ..config import VISIBILITIES
 from ..media.waveform import DEFAULT_POINTS, MAX_POINTS
 from .bodies import FORM_TYPES
-from ..models import DEFAULT_LIMIT, SORT_COLUMNS
+from ..models import DEFAULT_LIMIT, EDITABLE_FIELDS, MAX_TEXT, SORT_COLUMNS, TEXT_FIELDS
 from .listing import MAX_LIMIT
 
 PROBLEM = "application/problem+json"
@@ -100,6 +100,17 @@ STATUS = {"type": "object", "properties": {"status": {"type": "string"}},
           "required": ["status"]}
 REVOKE_TOKENS = {"type": "string",
                  "description": "on (or 1, true, yes): also revoke every API token of the account"}
+TAG_SOURCE = "read from the file's tags (ID3, Vorbis comment, RIFF INFO, AIFF/CAF chunks)"
+TEXT_DESCRIPTIONS = {
+    "title": f"The title, {TAG_SOURCE}, or as edited; null: none",
+    "artist": f"The artist, {TAG_SOURCE}, or as edited; null: none",
+    "album": f"The album, {TAG_SOURCE}, or as edited; null: none",
+    "track": f"The track number as tagged (e.g. 3 or 3/12), {TAG_SOURCE}",
+    "date": f"The date or year as tagged, {TAG_SOURCE}",
+    "genre": f"The genre, {TAG_SOURCE}",
+    "comment": f"The comment, {TAG_SOURCE}",
+    "description": "Free text set by the owner with PATCH /info; null: none",
+}
 
 
 def _paths() -> dict:
@@ -135,6 +146,41 @@ def _paths() -> dict:
                 "304": {"description": "Not modified since the copy the client has"},
                 **_problems(400, 404, 410, 416),
             }}},
+        "/preview": {"get": {
+            "summary": "What a player plays: the file's own bytes where every current browser "
+                       "plays them (WAV PCM 16/24-bit or float, FLAC, Ogg Vorbis or Opus, an "
+                       "MP3 whose header gives its length; at most two channels), otherwise "
+                       "a preview (MP3, or 16-bit FLAC at sample rates MPEG lacks) made on "
+                       "the first request and kept; ranges and conditional requests as for "
+                       "/download, always inline",
+            "operationId": "preview",
+            "parameters": [
+                NAME,
+                {"name": "Range", "in": "header", "schema": {"type": "string"},
+                 "description": "One range of bytes, e.g. bytes=0-999"},
+                {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}},
+                {"name": "If-Modified-Since", "in": "header", "schema": {"type": "string"}},
+                {"name": "If-Range", "in": "header", "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": _audio("The whole preview"),
+                "206": _audio("The range asked for", {"Content-Range": _plain_header()}),
+                "304": {"description": "Not modified since the copy the client has"},
+                **_problems(400, 404, 410, 416, 422, 503, 507),
+            }}},
+        "/cover": {"get": {
+            "summary": "The cover art read from the file's tags (JPEG, PNG or WebP), when "
+                       "its metadata's `cover` is not null",
+            "operationId": "cover",
+            "parameters": [NAME, {"name": "If-None-Match", "in": "header",
+                                  "schema": {"type": "string"}}],
+            "responses": {
+                "200": {"description": "The image", "headers": {"ETag": _plain_header()},
+                        "content": {kind: {"schema": {"type": "string", "format": "binary"}}
+                                    for kind in ("image/jpeg", "image/png", "image/webp")}},
+                "304": {"description": "The image the client has is current"},
+                **_problems(400, 404, 410),
+            }}},
         "/list": {"get": {
             "summary": "Files matching every filter given, a page at a time",
             "operationId": "list",
@@ -150,12 +196,38 @@ def _paths() -> dict:
                                                                     "items": RECORD}},
                                     HTML: {"schema": {"type": "string"}}}},
                 **_problems(400)}}},
-        "/info": {"get": {
-            "summary": "One file's metadata; its page (player, waveform) for a browser",
-            "operationId": "info", "parameters": [OPTIONAL_NAME, REPRESENTATION],
-            "responses": {"200": {**record_ok, "content": {**record_ok["content"],
-                                                          HTML: {"schema": {"type": "string"}}}},
-                          **_problems(400, 404, 410)}}},
+        "/info": {
+            "get": {
+                "summary": "One file's metadata; its page (player, waveform, tags) for a browser",
+                "operationId": "info", "parameters": [OPTIONAL_NAME, REPRESENTATION],
+                "responses": {"200": {**record_ok, "content": {
+                    **record_ok["content"], HTML: {"schema": {"type": "string"}}}},
+                    **_problems(400, 404, 410)}},
+            "patch": {
+                "summary": "Rename the file or change its text fields (its owner or an admin; "
+                           "anyone in --auth open): a JSON merge patch (RFC 7396). The stored "
+                           "bytes, and so the download's ETag, never change",
+                "operationId": "editInfo", "parameters": [NAME],
+                "requestBody": {"required": True, "content": {
+                    media_type: {"schema": _ref("schemas", "Edit")}
+                    for media_type in ("application/merge-patch+json", "application/json")}},
+                "responses": {"200": record_ok,
+                              **_problems(400, 401, 403, 404, 408, 409, 410, 413, 415, 503,
+                                          507)}},
+            "post": {
+                "summary": "The info page's edit form: the same changes as PATCH, every field "
+                           "sent (an empty one removes its text)",
+                "operationId": "editInfoForm", "parameters": [NAME],
+                "requestBody": _form({"name": {"type": "string"}, "title": {"type": "string"},
+                                      "artist": {"type": "string"},
+                                      "album": {"type": "string"},
+                                      "description": {"type": "string"},
+                                      "csrf_token": CSRF_FIELD}),
+                "responses": {"200": record_ok,
+                              "303": _redirect("A browser: to the file's page, under its "
+                                               "new name"),
+                              **_problems(400, 401, 403, 404, 408, 409, 410, 413, 503, 507)}},
+        },
         "/waveform": {"get": {
             "summary": "Peaks for drawing the waveform, in BBC audiowaveform's JSON layout",
             "operationId": "waveform",
@@ -394,7 +466,10 @@ def _list_parameters() -> list[dict]:
                explode=True),
         _query("samplerate", positive, "Frames a second"),
         _query("channels", positive, "Channels"),
-        _query("q", {"type": "string"}, "Part of the name, case-insensitive"),
+        _query("q", {"type": "string"}, "Part of the name or of a text field (title, "
+               "artist, album, track, date, genre, comment, description), case-insensitive"),
+        _query("artist", {"type": "string"}, "The artist, exactly as tagged; empty: any"),
+        _query("album", {"type": "string"}, "The album, exactly as tagged; empty: any"),
         _query("owner", {"type": "string", "pattern": r"^[\w.@+-]{0,64}$"},
                "The owner's account name; empty, as an empty form field: any"),
         _query("visibility", {"enum": [*VISIBILITIES, ""]}, "public or private"),
@@ -442,7 +517,7 @@ def _components() -> dict:
                 "type": "object",
                 "required": ["name", "duration", "frames", "samplerate", "channels", "format",
                              "subtype", "content_type", "size", "sha256", "created_at",
-                             "owner", "visibility"],
+                             "owner", "visibility", *TEXT_FIELDS, "cover"],
                 "additionalProperties": False,
                 "properties": {
                     "name": {"type": "string"},
@@ -459,8 +534,22 @@ def _components() -> dict:
                     "created_at": {"type": "string", "format": "date-time"},
                     "owner": {"type": ["string", "null"]},
                     "visibility": {"enum": list(VISIBILITIES)},
+                    **{field: {"type": ["string", "null"], "maxLength": MAX_TEXT,
+                               "description": description}
+                       for field, description in TEXT_DESCRIPTIONS.items()},
+                    "cover": {"enum": ["image/jpeg", "image/png", "image/webp", None],
+                              "description": "The media type of the cover art at /cover; "
+                                             "null: none"},
                 },
             },
+            "Edit": {
+                "type": "object", "additionalProperties": False,
+                "description": "The fields to change; null removes a text field",
+                "properties": {
+                    "name": _ref("schemas", "Name"),
+                    **{field: {"type": ["string", "null"], "maxLength": MAX_TEXT}
+                       for field in EDITABLE_FIELDS},
+                }},
             "Waveform": {
                 "type": "object",
                 "required": ["version", "channels", "sample_rate", "samples_per_pixel", "bits",

@@ -1,23 +1,33 @@
 """Request handlers: thin, each one JSON for machines and a page for people."""
 
+import json
 from dataclasses import replace
 
 from aiohttp import web
 from yarl import URL
 
 from .. import auth
-from ..errors import BadRequest
+from .. import edits
+from ..errors import BadRequest, NameTaken, NotFound, TooLarge, UnsupportedMediaType
+from ..library import COVER_SUFFIX
+from ..media.tags import image_type
+from ..media import preview as previews
 from ..media import waveform
 from ..models import SORT_COLUMNS, AudioRecord, ListQuery
 from ..names import validate_name
 from . import librarypage, openapi, uploads
-from .downloads import etag_matches, file_response
+from .caching import file_cache_control
+from .downloads import etag_matches, file_response, stored_file, stored_sidecar
 from .keys import auth_key, config_key, library_key, user_key
 from .listing import parse_list_query, query_params
 from .negotiation import wants_html
 from .templating import render
 
 TRUE_WORDS = ("1", "true", "yes", "on")
+# RFC 7396's type first; plain JSON means the same here.
+PATCH_TYPES = ("application/merge-patch+json", "application/json")
+# Every editable field at its longest, four bytes a character, fits.
+MAX_PATCH_BYTES = 64 * 1024
 REPRESENTATIONS = ("html", "json")
 
 
@@ -65,7 +75,40 @@ async def download(request: web.Request) -> web.StreamResponse:
     library = request.app[library_key]
     record = await library.db.get(name, _viewer(request))
     inline = request.query.get("inline", "").lower() in TRUE_WORDS
-    return await file_response(request, record, library.storage, inline)
+    return await file_response(request, record, stored_file(record, library.storage), inline)
+
+
+async def preview(request: web.Request) -> web.StreamResponse:
+    """What a player plays: the file itself where every browser plays it,
+    otherwise its preview (media/preview.py), made on the first request."""
+    library = request.app[library_key]
+    record = await library.db.get(_name_param(request, "preview", ask=False), _viewer(request))
+    etag = previews.etag(record)
+    made = await library.previews.preview(record)
+    if made is None:
+        body = stored_file(record, library.storage)._replace(etag=etag)
+    else:
+        stem = record.name.rsplit(".", 1)[0] or record.name
+        filename = f"{stem}.{made.suffix.rsplit('.', 1)[1]}"
+        body = stored_sidecar(record, library.storage, made.suffix, etag, made.size,
+                              made.content_type, filename)
+    return await file_response(request, record, body, inline=True)
+
+
+async def cover(request: web.Request) -> web.StreamResponse:
+    """The cover art read from the file's tags: a JPEG, PNG or WebP, checked
+    by its bytes again as it is served (nosniff comes with every answer)."""
+    library = request.app[library_key]
+    record = await library.db.get(_name_param(request, "cover", ask=False), _viewer(request))
+    data = None
+    if record.cover is not None:
+        data = await library.storage.read_sidecar(record.storage_key, COVER_SUFFIX)
+    if data is None or image_type(data) != record.cover:
+        raise NotFound(f"{record.name!r} has no cover art", name=record.name)
+    headers = {"ETag": f'"cover-{record.sha256}"', "Cache-Control": file_cache_control(record)}
+    if etag_matches(request, headers["ETag"]):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=data, content_type=record.cover, headers=headers)
 
 
 async def list_audio(request: web.Request) -> web.StreamResponse:
@@ -93,8 +136,59 @@ async def info(request: web.Request) -> web.StreamResponse:
     record = await request.app[library_key].db.get(name, _viewer(request))
     if wants_html(request):
         may_change = auth.may_change(request.app[auth_key], request[user_key], record)
-        return _page(request, "info.html", {"record": record, "may_change": may_change})
+        return _page(request, "info.html", {"record": record, "may_change": may_change,
+                                            "previewed": not previews.plays_natively(record)})
     return web.json_response(record.public())
+
+
+async def patch_info(request: web.Request) -> web.StreamResponse:
+    """PATCH /info?name=: a JSON merge patch of the name and text fields."""
+    if request.content_type not in PATCH_TYPES:
+        raise UnsupportedMediaType(f"send the changes as {PATCH_TYPES[0]} (a JSON object of "
+                                   "the fields to change, null to remove one)")
+    record = await _changeable(request, request.query.get("name"))
+    try:
+        patch = json.loads(await _small_body(request))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"the body is not JSON ({exc})") from None
+    record = await _edit(request, record, edits.from_merge_patch(patch))
+    return web.json_response(record.public())
+
+
+async def edit_info(request: web.Request) -> web.StreamResponse:
+    """POST /info?name=: the info page's edit form, the same changes as PATCH."""
+    fields = await request.post()
+    record = await _changeable(request, request.query.get("name"))
+    record = await _edit(request, record, edits.from_form(fields))
+    if wants_html(request):
+        raise web.HTTPSeeOther(_info_url(request, record.name))
+    return web.json_response(record.public())
+
+
+async def _changeable(request: web.Request, raw: str | None) -> AudioRecord:
+    if raw is None:
+        raise BadRequest("say which file to change: /info?name=NAME", name=None)
+    record = await request.app[library_key].db.get(validate_name(raw), _viewer(request))
+    auth.check_may_change(request.app[auth_key], request[user_key], record)
+    return record
+
+
+async def _edit(request: web.Request, record: AudioRecord, changes: dict) -> AudioRecord:
+    library = request.app[library_key]
+    try:
+        return await library.edit(record.name, changes)
+    except NameTaken as exc:
+        # Only who may see the file holding the name learns it is taken.
+        visible = await library.db.exists(changes["name"], _viewer(request))
+        raise NameTaken(changes["name"], visible=visible) from exc
+
+
+async def _small_body(request: web.Request) -> bytes:
+    # Read already, within its time (bodies.form_middleware): here it is checked.
+    body = await request.read()
+    if len(body) > MAX_PATCH_BYTES:
+        raise TooLarge(f"an edit is at most {MAX_PATCH_BYTES} bytes")
+    return body
 
 
 async def waveform_peaks(request: web.Request) -> web.StreamResponse:

@@ -103,6 +103,84 @@ function problemOf(response) {
                               () => { throw new Error(`${response.status} ${response.statusText}`); });
 }
 
+// Playback speed, 0.5x to 2x: one choice for every file, kept in this browser.
+const SPEED_KEY = "audioserver.speed";
+const speed = document.getElementById("speed");
+function setSpeed(rate) {
+  if (!Array.from(speed.options).some((option) => Number(option.value) === rate)) return;
+  speed.value = String(rate);
+  audio.playbackRate = audio.defaultPlaybackRate = rate;
+}
+setSpeed(Number(localStorage.getItem(SPEED_KEY)) || 1);
+speed.addEventListener("change", () => {
+  setSpeed(Number(speed.value));
+  localStorage.setItem(SPEED_KEY, speed.value);
+});
+// Some browsers reset the rate when a source loads.
+audio.addEventListener("loadedmetadata", () => setSpeed(Number(speed.value)));
+
+// A long file resumes where it was left, as audiobook players do: the
+// position is kept in this browser under the file's content hash, so a
+// rename keeps it. Near either end there is nothing to resume.
+const RESUME_MARGIN = 5;  // seconds
+const SAVE_EVERY = 5;  // seconds of playing between saves
+const resumeKey = player.dataset.resumeKey && `audioserver.position.${player.dataset.resumeKey}`;
+const resumeStatus = document.getElementById("resume-status");
+const startOver = document.getElementById("start-over");
+let savedAt = 0;
+function savePosition() {
+  savedAt = audio.currentTime;
+  if (audio.currentTime > RESUME_MARGIN && audio.currentTime < duration() - RESUME_MARGIN) {
+    localStorage.setItem(resumeKey, audio.currentTime.toFixed(1));
+  } else {
+    localStorage.removeItem(resumeKey);
+  }
+}
+if (resumeKey) {
+  audio.addEventListener("loadedmetadata", () => {
+    const position = Number(localStorage.getItem(resumeKey));
+    if (position > RESUME_MARGIN && position < duration() - RESUME_MARGIN) {
+      audio.currentTime = savedAt = position;
+      resumeStatus.textContent = `Resumed at ${clock(position)}, where you stopped.`;
+      resumeStatus.hidden = startOver.hidden = false;
+      draw();
+    }
+  }, { once: true });
+  audio.addEventListener("timeupdate", () => {
+    if (Math.abs(audio.currentTime - savedAt) >= SAVE_EVERY) savePosition();
+  });
+  ["pause", "seeked"].forEach((type) => audio.addEventListener(type, savePosition));
+  audio.addEventListener("ended", () => localStorage.removeItem(resumeKey));
+  window.addEventListener("pagehide", savePosition);
+  startOver.addEventListener("click", () => {
+    seek(0);
+    localStorage.removeItem(resumeKey);
+    resumeStatus.hidden = startOver.hidden = true;
+  });
+}
+
+// The note that a playable copy is being made goes once the player has it.
+const previewStatus = document.getElementById("preview-status");
+if (previewStatus) {
+  ["loadedmetadata", "error"].forEach((type) => audio.addEventListener(type, () => {
+    previewStatus.hidden = true;
+  }));
+  if (audio.readyState >= HTMLMediaElement.HAVE_METADATA) previewStatus.hidden = true;
+}
+
+// A file the browser cannot play, even as a preview: say so in words, with
+// the server's reason when it gave one, and offer the download (in the page).
+audio.addEventListener("error", () => {
+  const status = document.getElementById("player-status");
+  status.hidden = false;
+  fetch(audio.currentSrc || audio.src, { headers: { Accept: "application/json", Range: "bytes=0-0" } })
+    .then((response) => response.ok ? null : problemOf(response))
+    .catch((error) => {
+      document.getElementById("player-problem").textContent =
+        `This file cannot be played in the browser: ${error.message.replace(/\.$/, "")}.`;
+    });
+});
+
 fetch(player.dataset.peaksUrl, { headers: { Accept: "application/json" } })
   .then((response) => response.ok ? response.json() : problemOf(response))
   .then((data) => {
