@@ -101,6 +101,39 @@ class Nginx:
         self.process.wait(10)
 
 
+class Helper:
+    """One of our stand-ins (ceiling.py, prototype.py) as a child process."""
+
+    def __init__(self, script: str, ready_line: str, *args: str):
+        self.port = free_port()
+        self.process = subprocess.Popen([sys.executable, str(HERE / script), str(self.port),
+                                         *args], stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline()
+        if ready_line not in line:
+            raise RuntimeError(f"{script} did not start: {line!r}")
+        _wait_for_port(self.port)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def _wait_for_port(port: int) -> None:
+    deadline = time.monotonic() + 10
+    while subprocess.run(["curl", "-s", "-o", "/dev/null",
+                          f"http://127.0.0.1:{port}/"]).returncode:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nothing answers on port {port}")
+        time.sleep(0.1)
+
+
+def ceiling(workers: int) -> Helper:
+    return Helper("ceiling.py", "ceiling serving", str(workers))
+
+
 def curl(*args: str) -> tuple[int, float]:
     """Run curl; (bytes moved, seconds) as curl itself measured them."""
     out = subprocess.run(["curl", "-s", "-f", "-o", "/dev/null",
@@ -181,6 +214,17 @@ def wrk_runs(url: str, runs: int, seconds: int) -> dict:
     return {key: spread([r[key] for r in results]) for key in ("rps", "p50_ms", "p99_ms")}
 
 
+def wrk_turns(urls: dict[str, str], runs: int, seconds: int) -> dict:
+    """wrk on each of `urls` in turn, run after run (A B A B...): the
+    machine's drift falls on all of them alike."""
+    results = {name: [] for name in urls}
+    for _ in range(runs):
+        for name, url in urls.items():
+            results[name].append(wrk(url, seconds))
+    return {name: {key: spread([r[key] for r in figures]) for key in ("rps", "p50_ms", "p99_ms")}
+            for name, figures in results.items()}
+
+
 def server_rss(server: ServerProcess) -> int:
     """Resident memory of the serving processes (supervisor and workers;
     the parser workers are reported apart, by upload_memory.py)."""
@@ -241,7 +285,9 @@ def stored_path(server: ServerProcess, name: str) -> Path:
 
 
 def small_requests(tmp: Path, server: ServerProcess, nginx: Nginx, runs: int,
-                   seconds: int) -> dict:
+                   seconds: int, workers: int) -> dict:
+    """/info and /list against nginx's static copies of the same answers and
+    against the stack's ceiling (ceiling.py), all in turn."""
     for index in range(150):
         server.put(f"small{index:03d}.wav", wav_bytes(index % 30 + 1))
     base = f"http://127.0.0.1:{server.port}"
@@ -249,12 +295,66 @@ def small_requests(tmp: Path, server: ServerProcess, nginx: Nginx, runs: int,
     (tmp / "nginx-root" / "info.json").write_bytes(body)
     status, _, body = server.request("GET", "/list?maxduration=20&limit=100")
     (tmp / "nginx-root" / "list.json").write_bytes(body)
-    return {
-        "info": wrk_runs(f"{base}/info?name=small007.wav", runs, seconds),
-        "list": wrk_runs(f"{base}/list?maxduration=20&limit=100", runs, seconds),
-        "nginx info.json": wrk_runs(nginx.url("/info.json"), runs, seconds),
-        "nginx list.json": wrk_runs(nginx.url("/list.json"), runs, seconds),
-    }
+    stack = ceiling(workers)
+    try:
+        return wrk_turns({
+            "ceiling": stack.url("/constant"),
+            "info": f"{base}/info?name=small007.wav",
+            "list": f"{base}/list?maxduration=20&limit=100",
+            "nginx info.json": nginx.url("/info.json"),
+            "nginx list.json": nginx.url("/list.json"),
+        }, runs, seconds)
+    finally:
+        stack.stop()
+
+
+def small_only(tmp: Path, args) -> dict:
+    """Just the small-request rows, for a quick look after a change."""
+    (tmp / "nginx-root").mkdir()
+    server = ServerProcess(tmp / "data", tmp, env=NO_LIMITS, workers=args.workers).start()
+    nginx = Nginx(tmp / "nginx", tmp / "nginx-root", args.workers)
+    try:
+        return small_requests(tmp, server, nginx, args.runs, args.seconds, args.workers)
+    finally:
+        server.stop()
+        nginx.stop()
+
+
+def small_table(small: dict) -> str:
+    """Each small-request figure against nginx's static copy and the ceiling."""
+    lines = [f"{'measure':<34}{'ours (median, range)':>26}{'nginx':>26}{'ratio':>8}"
+             f"{'ceiling':>26}{'ratio':>8}"]
+    for label, ours, static, key in [
+            ("/info req/s", "info", "nginx info.json", "rps"),
+            ("/list?limit=100 req/s", "list", "nginx list.json", "rps"),
+            ("/info p99 ms", "info", "nginx info.json", "p99_ms"),
+            ("/list p99 ms", "list", "nginx list.json", "p99_ms")]:
+        ours, static, top = small[ours][key], small[static][key], small["ceiling"][key]
+        lines.append(f"{label:<34}{_cell(ours):>26}{_cell(static):>26}{ratio(ours, static):>8.2f}"
+                     f"{_cell(top):>26}{ratio(ours, top):>8.2f}")
+    return "\n".join(lines)
+
+
+def small_uploads(tmp: Path, server: ServerProcess, runs: int, size: int = 10 * MB) -> dict:
+    """10 MB multipart uploads, ours against the Flask prototype's
+    (prototype.py), in turn; every upload a new name, as the prototype
+    refuses a name twice."""
+    source = tmp / "small-upload.wav"
+    write_wav(source, size)
+    flask = Helper("prototype.py", "prototype serving", str(tmp / "prototype-uploads"))
+    figures = {"ours": [], "prototype": []}
+    try:
+        for run in range(runs * 2):  # each is short: twice the runs for the same noise
+            name = f"up{run}.wav"
+            figures["ours"].append(mb_per_s(*curl(
+                "-F", f"file=@{source};filename={name}",
+                f"http://127.0.0.1:{server.port}/upload")))
+            server.request("DELETE", f"/delete?name={name}")
+            figures["prototype"].append(mb_per_s(*curl(
+                "-F", f"file=@{source};filename={name}", flask.url("/upload"))))
+    finally:
+        flask.stop()
+    return {"size_bytes": size, **{who: spread(v) for who, v in figures.items()}}
 
 
 def ratelimit_cost(tmp: Path, server: ServerProcess, runs: int, seconds: int,
@@ -387,10 +487,8 @@ def table(results: dict) -> str:
         ("Upload raw, MB/s", up["raw"], up["nginx"]),
         ("Upload multipart, MB/s", up["multipart"], up["nginx"]),
         ("Upload raw vs cp+sync, MB/s", up["raw"], up["cp"]),
-        ("/info req/s", small["info"]["rps"], small["nginx info.json"]["rps"]),
-        ("/list?limit=100 req/s", small["list"]["rps"], small["nginx list.json"]["rps"]),
-        ("/info p99 ms", small["info"]["p99_ms"], small["nginx info.json"]["p99_ms"]),
-        ("/list p99 ms", small["list"]["p99_ms"], small["nginx list.json"]["p99_ms"]),
+        ("Upload multipart 10 MB vs Flask", results["small_uploads"]["ours"],
+         results["small_uploads"]["prototype"]),
         (f"100k: page {big['deep page number']} vs page 1 req/s", big["deep page"]["rps"],
          big["page 1"]["rps"]),
         ("/info req/s, rate-limited vs not", results["ratelimit"]["limited"]["rps"],
@@ -491,7 +589,15 @@ def main() -> None:
                         help="measure only what the rate limits cost /info")
     parser.add_argument("--backends-only", action="store_true",
                         help="measure only SQLite against PostgreSQL")
+    parser.add_argument("--small-only", action="store_true",
+                        help="measure only /info and /list against nginx and the ceiling")
     args = parser.parse_args()
+    if args.small_only:
+        with tempfile.TemporaryDirectory() as name:
+            figures = small_only(Path(name), args)
+        print(json.dumps(figures, indent=2))
+        print(small_table(figures))
+        return
     if args.backends_only:
         with tempfile.TemporaryDirectory() as name:
             figures = backends(Path(name), args.runs, args.seconds, args.workers)
@@ -522,7 +628,9 @@ def main() -> None:
                            f"{psutil.virtual_memory().total / 2**30:.0f} GiB, {platform.platform()}",
                 "workers": args.workers,
                 "bulk": bulk(tmp, server, nginx, source, args.runs),
-                "small": small_requests(tmp, server, nginx, args.runs, args.seconds),
+                "small": small_requests(tmp, server, nginx, args.runs, args.seconds,
+                                        args.workers),
+                "small_uploads": small_uploads(tmp, server, args.runs),
                 "ratelimit": ratelimit_cost(tmp, server, args.runs, args.seconds, args.workers),
                 "memory": memory(server, 1024 * 2**20, 200),
             }
@@ -534,6 +642,7 @@ def main() -> None:
     args.out.write_text(json.dumps(results, indent=2))
     print(f"{results['date']}, {results['machine']}, {args.workers} workers")
     print(table(results))
+    print(small_table(results["small"]))
     print(backends_table(results["backends"]))
     print(f"figures: {args.out}")
 
