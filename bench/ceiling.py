@@ -11,10 +11,13 @@ bench.py reports every small-request figure as a ratio to this one.
 
 import asyncio
 import multiprocessing
+import os
 import socket
 import sys
 
 from aiohttp import web
+
+from audioserver.parentage import die_with_parent
 
 # About the size of an /info answer.
 BODY = (b'{"name": "small007.wav", "duration": 2.0, "frames": 88200, "samplerate": 44100,'
@@ -38,7 +41,8 @@ async def serve(port: int, ready) -> None:
     await asyncio.Event().wait()  # until the bench terminates us
 
 
-def worker(port: int, ready) -> None:
+def worker(port: int, ready, parent: int) -> None:
+    die_with_parent(parent)  # terminate() of ours ends the workers too
     asyncio.run(serve(port, ready))
 
 
@@ -47,7 +51,7 @@ def main() -> None:
     assert hasattr(socket, "SO_REUSEPORT")
     context = multiprocessing.get_context("spawn")
     ready = context.Queue()
-    processes = [context.Process(target=worker, args=(port, ready), daemon=True)
+    processes = [context.Process(target=worker, args=(port, ready, os.getpid()))
                  for _ in range(workers)]
     for process in processes:
         process.start()
