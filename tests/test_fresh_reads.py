@@ -51,3 +51,34 @@ def test_info_sees_every_workers_writes_at_once(server):
     assert server.put("a.wav", audiofiles.wav(0.2))[0] == 201  # the same name, another row
     assert {json.loads(server.request("GET", path)[2])["duration"]
             for _ in range(CONNECTIONS)} == {0.2}
+
+
+@pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)
+def test_a_cached_list_changes_with_any_workers_write(server):
+    assert server.put("a.wav", audiofiles.wav(0.1))[0] == 201
+    assert listed(server) == {("a.wav",)}  # now kept by both workers
+    assert listed(server) == {("a.wav",)}
+    assert server.put("b.wav", audiofiles.wav(0.1))[0] == 201
+    assert listed(server) == {("a.wav", "b.wav")}
+    assert server.request("DELETE", "/delete?name=a.wav")[0] == 204
+    assert listed(server) == {("b.wav",)}
+
+
+def test_a_cached_list_changes_with_another_instances_write(tmp_path, postgres_url):
+    """Two servers on one PostgreSQL database (and one data directory): what
+    one stores, the other lists at once, though it kept the list before."""
+    env = {"AUDIOSERVER_DATABASE": postgres_url, "AUDIOSERVER_READ_RATE": "off",
+           "AUDIOSERVER_WRITE_RATE": "off"}
+    first = ServerProcess(tmp_path / "data", tmp_path, workers=1, env=env).start()
+    (tmp_path / "second").mkdir()
+    second = ServerProcess(tmp_path / "data", tmp_path / "second", workers=1, env=env)
+    try:
+        second.start()
+        assert listed(first) == listed(second) == {()}
+        assert second.put("a.wav", audiofiles.wav(0.1))[0] == 201
+        assert listed(first) == {("a.wav",)}
+        assert first.request("DELETE", "/delete?name=a.wav")[0] == 204
+        assert listed(second) == {()}
+    finally:
+        second.kill()
+        first.kill()

@@ -143,6 +143,12 @@ class AudioStore(Protocol):
         """A page, the count of all matches and whether more follow, all
         from one snapshot."""
 
+    async def data_version(self) -> int:
+        """A number that moves whenever any process commits a change of the
+        library's rows; the same number means the same rows. (Within this
+        process: two processes may number the same state differently.)"""
+        ...
+
     async def summary(self, viewer: Viewer = EVERYTHING) -> tuple[int, float]:
         """How many available files `viewer` may see, and their total duration."""
 

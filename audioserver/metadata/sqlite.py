@@ -360,6 +360,11 @@ class Database:
             (self._counts[where, params],) = await cursor.fetchone()
         return self._counts[where, params]
 
+    async def data_version(self) -> int:
+        # The point reader never writes, so every commit is another
+        # connection's, which moves this connection's data_version.
+        return self._point.execute("PRAGMA data_version").fetchone()[0]
+
     async def summary(self, viewer: Viewer = EVERYTHING) -> tuple[int, float]:
         """How many available files `viewer` may see, and their total duration."""
         where, params = _filters(ListQuery(), viewer)

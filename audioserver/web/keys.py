@@ -7,11 +7,13 @@ from ..auth import Auth
 from ..config import Config
 from ..library import Library
 from ..ratelimit.mmap import Decision, RateLimiter
+from .answers import ListAnswers
 
 config_key = web.AppKey("config", Config)
 library_key = web.AppKey("library", Library)
 auth_key = web.AppKey("auth", Auth)
 ratelimiter_key = web.AppKey("ratelimiter", RateLimiter)
+list_answers_key = web.AppKey("list_answers", ListAnswers)
 # Who made the request: set by the auth middleware on every request, None
 # for nobody (open mode, or not signed in).
 user_key = web.RequestKey("user", User)
