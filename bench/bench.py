@@ -192,9 +192,12 @@ def write_wav(path: Path, size: int) -> None:
 
 
 def wrk(url: str, seconds: int, connections: int = 64) -> dict:
-    """Requests/s and latency percentiles (ms) of one wrk run."""
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-                         check=True, capture_output=True, text=True).stdout
+    """Requests/s and latency percentiles (ms) of one wrk run. A URL may end
+    in ' If-None-Match: ETAG': the header is sent with every request."""
+    url, _, etag = url.partition(" If-None-Match: ")
+    headers = ["-H", f"If-None-Match: {etag}"] if etag else []
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
+                          *headers, url], check=True, capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     latency = {p: _ms(re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups())
                for p in ("50", "99")}
@@ -291,16 +294,21 @@ def small_requests(tmp: Path, server: ServerProcess, nginx: Nginx, runs: int,
     for index in range(150):
         server.put(f"small{index:03d}.wav", wav_bytes(index % 30 + 1))
     base = f"http://127.0.0.1:{server.port}"
-    status, _, body = server.request("GET", "/info?name=small007.wav")
+    status, headers, body = server.request("GET", "/info?name=small007.wav")
     (tmp / "nginx-root" / "info.json").write_bytes(body)
-    status, _, body = server.request("GET", "/list?maxduration=20&limit=100")
+    info_etag = headers["ETag"]
+    status, headers, body = server.request("GET", "/list?maxduration=20&limit=100")
     (tmp / "nginx-root" / "list.json").write_bytes(body)
+    list_etag = headers["ETag"]
     stack = ceiling(workers)
     try:
         return wrk_turns({
             "ceiling": stack.url("/constant"),
             "info": f"{base}/info?name=small007.wav",
             "list": f"{base}/list?maxduration=20&limit=100",
+            # Conditional: every answer a 304 from the ETag the client has.
+            "info 304": f"{base}/info?name=small007.wav If-None-Match: {info_etag}",
+            "list 304": f"{base}/list?maxduration=20&limit=100 If-None-Match: {list_etag}",
             "nginx info.json": nginx.url("/info.json"),
             "nginx list.json": nginx.url("/list.json"),
         }, runs, seconds)
@@ -327,6 +335,8 @@ def small_table(small: dict) -> str:
     for label, ours, static, key in [
             ("/info req/s", "info", "nginx info.json", "rps"),
             ("/list?limit=100 req/s", "list", "nginx list.json", "rps"),
+            ("/info 304s req/s", "info 304", "nginx info.json", "rps"),
+            ("/list 304s req/s", "list 304", "nginx list.json", "rps"),
             ("/info p99 ms", "info", "nginx info.json", "p99_ms"),
             ("/list p99 ms", "list", "nginx list.json", "p99_ms")]:
         ours, static, top = small[ours][key], small[static][key], small["ceiling"][key]
@@ -355,6 +365,22 @@ def small_uploads(tmp: Path, server: ServerProcess, runs: int, size: int = 10 * 
     finally:
         flask.stop()
     return {"size_bytes": size, **{who: spread(v) for who, v in figures.items()}}
+
+
+def first_uploads(tmp: Path, workers: int, count: int = 10, size: int = 10 * MB) -> dict:
+    """Seconds for each of `count` raw uploads of `size` to a server just
+    started: is the first as quick as the tenth?"""
+    source = tmp / "first-upload.wav"
+    write_wav(source, size)
+    (tmp / "first-logs").mkdir()
+    server = ServerProcess(tmp / "first-data", tmp / "first-logs", env=NO_LIMITS,
+                           workers=workers).start()
+    try:
+        seconds = [curl("-T", str(source), f"http://127.0.0.1:{server.port}/upload?name=f{i}.wav")[1]
+                   for i in range(count)]
+    finally:
+        server.stop()
+    return {"first_ms": seconds[0] * 1000, "later_ms": spread([s * 1000 for s in seconds[1:]])}
 
 
 def ratelimit_cost(tmp: Path, server: ServerProcess, runs: int, seconds: int,
@@ -499,6 +525,9 @@ def table(results: dict) -> str:
     lines = [f"{'measure':<34}{'ours (median, range)':>26}{'theirs':>26}{'ratio':>8}"]
     for label, ours, theirs in rows:
         lines.append(f"{label:<34}{_cell(ours):>26}{_cell(theirs):>26}{ratio(ours, theirs):>8.2f}")
+    first = results["first_uploads"]
+    lines.append(f"{'First 10 MB upload after start, ms':<34}{first['first_ms']:>26.1f}"
+                 f"{_cell(first['later_ms']):>26}  (the next nine)")
     lines.append(f"{'100k: start-up, s':<34}{_cell(big['start_seconds']):>26}")
     lines.append(f"{'100k: /list p99 ms':<34}{_cell(big['list']['p99_ms']):>26}")
     lines.append(f"Memory of the serving processes, MiB: idle {mem['idle_mib']:.0f}; peak "
@@ -631,6 +660,7 @@ def main() -> None:
                 "small": small_requests(tmp, server, nginx, args.runs, args.seconds,
                                         args.workers),
                 "small_uploads": small_uploads(tmp, server, args.runs),
+                "first_uploads": first_uploads(tmp, args.workers),
                 "ratelimit": ratelimit_cost(tmp, server, args.runs, args.seconds, args.workers),
                 "memory": memory(server, 1024 * 2**20, 200),
             }
