@@ -542,7 +542,7 @@ def _cell(figure: dict) -> str:
 
 
 def backends(tmp: Path, runs: int, seconds: int, workers: int) -> dict:
-    """/info, /list and 10 MB uploads with the metadata in SQLite and in
+    """/info, /list, 10 MB uploads and downloads with the metadata in SQLite and in
     PostgreSQL (a throwaway cluster on this machine, as the tests start it),
     the two servers measured turn about in one run."""
     postgres = PostgresServer()
@@ -559,7 +559,8 @@ def backends(tmp: Path, runs: int, seconds: int, workers: int) -> dict:
                 servers[name].put(f"small{index:03d}.wav", wav_bytes(index % 30 + 1))
         source = tmp / "upload.wav"
         write_wav(source, 10 * MB)
-        figures = {name: {"info": [], "list": [], "upload": []} for name in servers}
+        figures = {name: {"info": [], "list": [], "upload": [], "download": []}
+                   for name in servers}
         for run in range(runs):
             for name, server in servers.items():
                 base = f"http://127.0.0.1:{server.port}"
@@ -568,6 +569,9 @@ def backends(tmp: Path, runs: int, seconds: int, workers: int) -> dict:
                                                  seconds))
                 figures[name]["upload"].append(
                     mb_per_s(*curl("-T", str(source), f"{base}/upload?name=up{run}.wav")))
+                curl(f"{base}/download?name=up{run}.wav")  # warm: the page cache, as nginx's
+                figures[name]["download"].append(
+                    mb_per_s(*curl(f"{base}/download?name=up{run}.wav")))
                 server.request("DELETE", f"/delete?name=up{run}.wav")
     finally:
         for server in servers.values():
@@ -575,7 +579,7 @@ def backends(tmp: Path, runs: int, seconds: int, workers: int) -> dict:
         postgres.stop()
     return {name: {"info": {k: spread([r[k] for r in f["info"]]) for k in ("rps", "p99_ms")},
                    "list": {k: spread([r[k] for r in f["list"]]) for k in ("rps", "p99_ms")},
-                   "upload_mb_s": spread(f["upload"])}
+                   "upload_mb_s": spread(f["upload"]), "download_mb_s": spread(f["download"])}
             for name, f in figures.items()}
 
 
@@ -585,7 +589,9 @@ def backends_table(figures: dict) -> str:
             ("/info p99 ms", sqlite["info"]["p99_ms"], postgresql["info"]["p99_ms"]),
             ("/list?limit=100 req/s", sqlite["list"]["rps"], postgresql["list"]["rps"]),
             ("/list p99 ms", sqlite["list"]["p99_ms"], postgresql["list"]["p99_ms"]),
-            ("Upload raw 10 MB, MB/s", sqlite["upload_mb_s"], postgresql["upload_mb_s"])]
+            ("Upload raw 10 MB, MB/s", sqlite["upload_mb_s"], postgresql["upload_mb_s"]),
+            ("Download 10 MB, warm, MB/s", sqlite["download_mb_s"],
+             postgresql["download_mb_s"])]
     lines = [f"{'measure':<34}{'SQLite (median, range)':>26}{'PostgreSQL':>26}{'ratio':>8}"]
     for label, ours, theirs in rows:
         lines.append(f"{label:<34}{_cell(ours):>26}{_cell(theirs):>26}{ratio(theirs, ours):>8.2f}")
