@@ -202,6 +202,7 @@ async def open_library(config: Config, reconcile_storage: bool = True,
         if parsers:
             probes = ProbePool(config.probe_workers, config.probe_timeout)
             stack.push_async_callback(probes.close)
+            await probes.start()  # before serving: the first upload is as quick as the rest
             waveform_pool = ProbePool(WAVEFORM_WORKERS, config.probe_timeout)
             stack.push_async_callback(waveform_pool.close)
             waveforms = Waveforms(storage, waveform_pool)

@@ -101,6 +101,39 @@ class Nginx:
         self.process.wait(10)
 
 
+class Helper:
+    """One of our stand-ins (ceiling.py, prototype.py) as a child process."""
+
+    def __init__(self, script: str, ready_line: str, *args: str):
+        self.port = free_port()
+        self.process = subprocess.Popen([sys.executable, str(HERE / script), str(self.port),
+                                         *args], stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline()
+        if ready_line not in line:
+            raise RuntimeError(f"{script} did not start: {line!r}")
+        _wait_for_port(self.port)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def _wait_for_port(port: int) -> None:
+    deadline = time.monotonic() + 10
+    while subprocess.run(["curl", "-s", "-o", "/dev/null",
+                          f"http://127.0.0.1:{port}/"]).returncode:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nothing answers on port {port}")
+        time.sleep(0.1)
+
+
+def ceiling(workers: int) -> Helper:
+    return Helper("ceiling.py", "ceiling serving", str(workers))
+
+
 def curl(*args: str) -> tuple[int, float]:
     """Run curl; (bytes moved, seconds) as curl itself measured them."""
     out = subprocess.run(["curl", "-s", "-f", "-o", "/dev/null",
@@ -159,9 +192,12 @@ def write_wav(path: Path, size: int) -> None:
 
 
 def wrk(url: str, seconds: int, connections: int = 64) -> dict:
-    """Requests/s and latency percentiles (ms) of one wrk run."""
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-                         check=True, capture_output=True, text=True).stdout
+    """Requests/s and latency percentiles (ms) of one wrk run. A URL may end
+    in ' If-None-Match: ETAG': the header is sent with every request."""
+    url, _, etag = url.partition(" If-None-Match: ")
+    headers = ["-H", f"If-None-Match: {etag}"] if etag else []
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
+                          *headers, url], check=True, capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     latency = {p: _ms(re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups())
                for p in ("50", "99")}
@@ -179,6 +215,17 @@ def _ms(match: tuple[str, str]) -> float:
 def wrk_runs(url: str, runs: int, seconds: int) -> dict:
     results = [wrk(url, seconds) for _ in range(runs)]
     return {key: spread([r[key] for r in results]) for key in ("rps", "p50_ms", "p99_ms")}
+
+
+def wrk_turns(urls: dict[str, str], runs: int, seconds: int) -> dict:
+    """wrk on each of `urls` in turn, run after run (A B A B...): the
+    machine's drift falls on all of them alike."""
+    results = {name: [] for name in urls}
+    for _ in range(runs):
+        for name, url in urls.items():
+            results[name].append(wrk(url, seconds))
+    return {name: {key: spread([r[key] for r in figures]) for key in ("rps", "p50_ms", "p99_ms")}
+            for name, figures in results.items()}
 
 
 def server_rss(server: ServerProcess) -> int:
@@ -241,20 +288,99 @@ def stored_path(server: ServerProcess, name: str) -> Path:
 
 
 def small_requests(tmp: Path, server: ServerProcess, nginx: Nginx, runs: int,
-                   seconds: int) -> dict:
+                   seconds: int, workers: int) -> dict:
+    """/info and /list against nginx's static copies of the same answers and
+    against the stack's ceiling (ceiling.py), all in turn."""
     for index in range(150):
         server.put(f"small{index:03d}.wav", wav_bytes(index % 30 + 1))
     base = f"http://127.0.0.1:{server.port}"
-    status, _, body = server.request("GET", "/info?name=small007.wav")
+    status, headers, body = server.request("GET", "/info?name=small007.wav")
     (tmp / "nginx-root" / "info.json").write_bytes(body)
-    status, _, body = server.request("GET", "/list?maxduration=20&limit=100")
+    info_etag = headers["ETag"]
+    status, headers, body = server.request("GET", "/list?maxduration=20&limit=100")
     (tmp / "nginx-root" / "list.json").write_bytes(body)
-    return {
-        "info": wrk_runs(f"{base}/info?name=small007.wav", runs, seconds),
-        "list": wrk_runs(f"{base}/list?maxduration=20&limit=100", runs, seconds),
-        "nginx info.json": wrk_runs(nginx.url("/info.json"), runs, seconds),
-        "nginx list.json": wrk_runs(nginx.url("/list.json"), runs, seconds),
-    }
+    list_etag = headers["ETag"]
+    stack = ceiling(workers)
+    try:
+        return wrk_turns({
+            "ceiling": stack.url("/constant"),
+            "info": f"{base}/info?name=small007.wav",
+            "list": f"{base}/list?maxduration=20&limit=100",
+            # Conditional: every answer a 304 from the ETag the client has.
+            "info 304": f"{base}/info?name=small007.wav If-None-Match: {info_etag}",
+            "list 304": f"{base}/list?maxduration=20&limit=100 If-None-Match: {list_etag}",
+            "nginx info.json": nginx.url("/info.json"),
+            "nginx list.json": nginx.url("/list.json"),
+        }, runs, seconds)
+    finally:
+        stack.stop()
+
+
+def small_only(tmp: Path, args) -> dict:
+    """Just the small-request rows, for a quick look after a change."""
+    (tmp / "nginx-root").mkdir()
+    server = ServerProcess(tmp / "data", tmp, env=NO_LIMITS, workers=args.workers).start()
+    nginx = Nginx(tmp / "nginx", tmp / "nginx-root", args.workers)
+    try:
+        return small_requests(tmp, server, nginx, args.runs, args.seconds, args.workers)
+    finally:
+        server.stop()
+        nginx.stop()
+
+
+def small_table(small: dict) -> str:
+    """Each small-request figure against nginx's static copy and the ceiling."""
+    lines = [f"{'measure':<34}{'ours (median, range)':>26}{'nginx':>26}{'ratio':>8}"
+             f"{'ceiling':>26}{'ratio':>8}"]
+    for label, ours, static, key in [
+            ("/info req/s", "info", "nginx info.json", "rps"),
+            ("/list?limit=100 req/s", "list", "nginx list.json", "rps"),
+            ("/info 304s req/s", "info 304", "nginx info.json", "rps"),
+            ("/list 304s req/s", "list 304", "nginx list.json", "rps"),
+            ("/info p99 ms", "info", "nginx info.json", "p99_ms"),
+            ("/list p99 ms", "list", "nginx list.json", "p99_ms")]:
+        ours, static, top = small[ours][key], small[static][key], small["ceiling"][key]
+        lines.append(f"{label:<34}{_cell(ours):>26}{_cell(static):>26}{ratio(ours, static):>8.2f}"
+                     f"{_cell(top):>26}{ratio(ours, top):>8.2f}")
+    return "\n".join(lines)
+
+
+def small_uploads(tmp: Path, server: ServerProcess, runs: int, size: int = 10 * MB) -> dict:
+    """10 MB multipart uploads, ours against the Flask prototype's
+    (prototype.py), in turn; every upload a new name, as the prototype
+    refuses a name twice."""
+    source = tmp / "small-upload.wav"
+    write_wav(source, size)
+    flask = Helper("prototype.py", "prototype serving", str(tmp / "prototype-uploads"))
+    figures = {"ours": [], "prototype": []}
+    try:
+        for run in range(runs * 2):  # each is short: twice the runs for the same noise
+            name = f"up{run}.wav"
+            figures["ours"].append(mb_per_s(*curl(
+                "-F", f"file=@{source};filename={name}",
+                f"http://127.0.0.1:{server.port}/upload")))
+            server.request("DELETE", f"/delete?name={name}")
+            figures["prototype"].append(mb_per_s(*curl(
+                "-F", f"file=@{source};filename={name}", flask.url("/upload"))))
+    finally:
+        flask.stop()
+    return {"size_bytes": size, **{who: spread(v) for who, v in figures.items()}}
+
+
+def first_uploads(tmp: Path, workers: int, count: int = 10, size: int = 10 * MB) -> dict:
+    """Seconds for each of `count` raw uploads of `size` to a server just
+    started: is the first as quick as the tenth?"""
+    source = tmp / "first-upload.wav"
+    write_wav(source, size)
+    (tmp / "first-logs").mkdir()
+    server = ServerProcess(tmp / "first-data", tmp / "first-logs", env=NO_LIMITS,
+                           workers=workers).start()
+    try:
+        seconds = [curl("-T", str(source), f"http://127.0.0.1:{server.port}/upload?name=f{i}.wav")[1]
+                   for i in range(count)]
+    finally:
+        server.stop()
+    return {"first_ms": seconds[0] * 1000, "later_ms": spread([s * 1000 for s in seconds[1:]])}
 
 
 def ratelimit_cost(tmp: Path, server: ServerProcess, runs: int, seconds: int,
@@ -387,10 +513,8 @@ def table(results: dict) -> str:
         ("Upload raw, MB/s", up["raw"], up["nginx"]),
         ("Upload multipart, MB/s", up["multipart"], up["nginx"]),
         ("Upload raw vs cp+sync, MB/s", up["raw"], up["cp"]),
-        ("/info req/s", small["info"]["rps"], small["nginx info.json"]["rps"]),
-        ("/list?limit=100 req/s", small["list"]["rps"], small["nginx list.json"]["rps"]),
-        ("/info p99 ms", small["info"]["p99_ms"], small["nginx info.json"]["p99_ms"]),
-        ("/list p99 ms", small["list"]["p99_ms"], small["nginx list.json"]["p99_ms"]),
+        ("Upload multipart 10 MB vs Flask", results["small_uploads"]["ours"],
+         results["small_uploads"]["prototype"]),
         (f"100k: page {big['deep page number']} vs page 1 req/s", big["deep page"]["rps"],
          big["page 1"]["rps"]),
         ("/info req/s, rate-limited vs not", results["ratelimit"]["limited"]["rps"],
@@ -401,6 +525,9 @@ def table(results: dict) -> str:
     lines = [f"{'measure':<34}{'ours (median, range)':>26}{'theirs':>26}{'ratio':>8}"]
     for label, ours, theirs in rows:
         lines.append(f"{label:<34}{_cell(ours):>26}{_cell(theirs):>26}{ratio(ours, theirs):>8.2f}")
+    first = results["first_uploads"]
+    lines.append(f"{'First 10 MB upload after start, ms':<34}{first['first_ms']:>26.1f}"
+                 f"{_cell(first['later_ms']):>26}  (the next nine)")
     lines.append(f"{'100k: start-up, s':<34}{_cell(big['start_seconds']):>26}")
     lines.append(f"{'100k: /list p99 ms':<34}{_cell(big['list']['p99_ms']):>26}")
     lines.append(f"Memory of the serving processes, MiB: idle {mem['idle_mib']:.0f}; peak "
@@ -415,7 +542,7 @@ def _cell(figure: dict) -> str:
 
 
 def backends(tmp: Path, runs: int, seconds: int, workers: int) -> dict:
-    """/info, /list and 10 MB uploads with the metadata in SQLite and in
+    """/info, /list, 10 MB uploads and downloads with the metadata in SQLite and in
     PostgreSQL (a throwaway cluster on this machine, as the tests start it),
     the two servers measured turn about in one run."""
     postgres = PostgresServer()
@@ -432,7 +559,8 @@ def backends(tmp: Path, runs: int, seconds: int, workers: int) -> dict:
                 servers[name].put(f"small{index:03d}.wav", wav_bytes(index % 30 + 1))
         source = tmp / "upload.wav"
         write_wav(source, 10 * MB)
-        figures = {name: {"info": [], "list": [], "upload": []} for name in servers}
+        figures = {name: {"info": [], "list": [], "upload": [], "download": []}
+                   for name in servers}
         for run in range(runs):
             for name, server in servers.items():
                 base = f"http://127.0.0.1:{server.port}"
@@ -441,6 +569,9 @@ def backends(tmp: Path, runs: int, seconds: int, workers: int) -> dict:
                                                  seconds))
                 figures[name]["upload"].append(
                     mb_per_s(*curl("-T", str(source), f"{base}/upload?name=up{run}.wav")))
+                curl(f"{base}/download?name=up{run}.wav")  # warm: the page cache, as nginx's
+                figures[name]["download"].append(
+                    mb_per_s(*curl(f"{base}/download?name=up{run}.wav")))
                 server.request("DELETE", f"/delete?name=up{run}.wav")
     finally:
         for server in servers.values():
@@ -448,7 +579,7 @@ def backends(tmp: Path, runs: int, seconds: int, workers: int) -> dict:
         postgres.stop()
     return {name: {"info": {k: spread([r[k] for r in f["info"]]) for k in ("rps", "p99_ms")},
                    "list": {k: spread([r[k] for r in f["list"]]) for k in ("rps", "p99_ms")},
-                   "upload_mb_s": spread(f["upload"])}
+                   "upload_mb_s": spread(f["upload"]), "download_mb_s": spread(f["download"])}
             for name, f in figures.items()}
 
 
@@ -458,7 +589,9 @@ def backends_table(figures: dict) -> str:
             ("/info p99 ms", sqlite["info"]["p99_ms"], postgresql["info"]["p99_ms"]),
             ("/list?limit=100 req/s", sqlite["list"]["rps"], postgresql["list"]["rps"]),
             ("/list p99 ms", sqlite["list"]["p99_ms"], postgresql["list"]["p99_ms"]),
-            ("Upload raw 10 MB, MB/s", sqlite["upload_mb_s"], postgresql["upload_mb_s"])]
+            ("Upload raw 10 MB, MB/s", sqlite["upload_mb_s"], postgresql["upload_mb_s"]),
+            ("Download 10 MB, warm, MB/s", sqlite["download_mb_s"],
+             postgresql["download_mb_s"])]
     lines = [f"{'measure':<34}{'SQLite (median, range)':>26}{'PostgreSQL':>26}{'ratio':>8}"]
     for label, ours, theirs in rows:
         lines.append(f"{label:<34}{_cell(ours):>26}{_cell(theirs):>26}{ratio(theirs, ours):>8.2f}")
@@ -491,7 +624,15 @@ def main() -> None:
                         help="measure only what the rate limits cost /info")
     parser.add_argument("--backends-only", action="store_true",
                         help="measure only SQLite against PostgreSQL")
+    parser.add_argument("--small-only", action="store_true",
+                        help="measure only /info and /list against nginx and the ceiling")
     args = parser.parse_args()
+    if args.small_only:
+        with tempfile.TemporaryDirectory() as name:
+            figures = small_only(Path(name), args)
+        print(json.dumps(figures, indent=2))
+        print(small_table(figures))
+        return
     if args.backends_only:
         with tempfile.TemporaryDirectory() as name:
             figures = backends(Path(name), args.runs, args.seconds, args.workers)
@@ -522,7 +663,10 @@ def main() -> None:
                            f"{psutil.virtual_memory().total / 2**30:.0f} GiB, {platform.platform()}",
                 "workers": args.workers,
                 "bulk": bulk(tmp, server, nginx, source, args.runs),
-                "small": small_requests(tmp, server, nginx, args.runs, args.seconds),
+                "small": small_requests(tmp, server, nginx, args.runs, args.seconds,
+                                        args.workers),
+                "small_uploads": small_uploads(tmp, server, args.runs),
+                "first_uploads": first_uploads(tmp, args.workers),
                 "ratelimit": ratelimit_cost(tmp, server, args.runs, args.seconds, args.workers),
                 "memory": memory(server, 1024 * 2**20, 200),
             }
@@ -534,6 +678,7 @@ def main() -> None:
     args.out.write_text(json.dumps(results, indent=2))
     print(f"{results['date']}, {results['machine']}, {args.workers} workers")
     print(table(results))
+    print(small_table(results["small"]))
     print(backends_table(results["backends"]))
     print(f"figures: {args.out}")
 

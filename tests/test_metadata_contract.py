@@ -109,6 +109,20 @@ async def test_an_inserted_record_reads_back_equal(db):
     assert await db.records() == [stored]
 
 
+async def test_the_data_version_moves_with_every_write_of_any_instance(stores):
+    (db, _), (other, _) = await stores(), await stores()
+    seen = [await db.data_version()]
+    assert await db.data_version() == seen[-1]  # reading moves nothing
+    for write in (lambda: other.insert([record("a.wav")]),
+                  lambda: other.set_visibility("a.wav", "private"),
+                  lambda: db.set_available(["key-a.wav"], False),
+                  lambda: other.delete("a.wav")):
+        await write()
+        version = await db.data_version()
+        assert version not in seen
+        seen.append(version)
+
+
 async def test_a_missing_name_is_not_found(db):
     with pytest.raises(NotFound):
         await db.get("nothing.wav")

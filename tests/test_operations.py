@@ -2,8 +2,6 @@
 
 import asyncio
 import http.client
-import os
-import re
 import shutil
 import signal
 import socket

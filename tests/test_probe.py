@@ -172,3 +172,28 @@ def test_a_parser_keeps_its_time_limit_on_its_own(tmp_path):
             assert parser.wait(timeout=20) == -signal.SIGALRM
         finally:
             parser.kill()
+
+
+async def test_started_workers_are_ready_before_the_first_probe(tmp_path):
+    pool = ProbePool(size=2, timeout=5.0)
+    try:
+        await pool.start()
+        started = {process.pid for process in workers()}
+        assert len(started) == 2
+        path = tmp_path / "a.wav"
+        path.write_bytes(audiofiles.wav(0.5))
+        await asyncio.gather(pool.probe(path, "a.wav"), pool.probe(path, "a.wav"))
+        assert {process.pid for process in workers()} == started  # none started late
+    finally:
+        await pool.close()
+
+
+def test_a_server_starts_its_parsers_before_it_serves(tmp_path):
+    from serverprocess import ServerProcess
+    server = ServerProcess(tmp_path / "data", tmp_path, workers=2).start()
+    try:
+        parsers = [process for process in server.descendants()
+                   if "audioserver.media.probe" in " ".join(process.cmdline())]
+        assert len(parsers) == 2 * 2  # --probe-workers' default in each serving worker
+    finally:
+        server.kill()

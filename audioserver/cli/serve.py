@@ -32,9 +32,9 @@ from ..config import Config
 from ..errors import StartupError
 from ..library import open_library
 from ..parentage import die_with_parent
+from ..web.accesslog import AccessLog, AccessLogger
 from ..web.app import create_app
 from ..web.draining import InFlight, inflight_middleware
-from ..web.health import HEALTH_PATHS
 from ..web.keys import inflight_key
 from ..web.measures import MULTIPROC_VARIABLE
 
@@ -63,17 +63,6 @@ def serve(config: Config) -> None:
         Supervisor(config).run()
 
 
-class AccessLogger(web.AbstractAccessLogger):
-    """One line per request. aiohttp's own logger parses a format string on
-    every request, a tenth of the cost of a small answer."""
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        # Health checks come every few seconds from every balancer: debug only.
-        level = logging.DEBUG if request.path in HEALTH_PATHS else logging.INFO
-        self.logger.log(level, '%s "%s %s" %d %d %.1f ms', request.remote, request.method,
-                        request.path_qs, response.status, response.body_length, time * 1000)
-
-
 async def _serve(config: Config, announce, stop_signals: tuple[int, ...]) -> None:
     """Serve until one of `stop_signals`, then drain and close.
 
@@ -84,7 +73,9 @@ async def _serve(config: Config, announce, stop_signals: tuple[int, ...]) -> Non
     app = create_app(config)
     app.middlewares.insert(0, inflight_middleware(inflight))
     app[inflight_key] = inflight  # /readyz says no once it is stopping
-    runner = web.AppRunner(app, shutdown_timeout=CANCEL_GRACE, access_log_class=AccessLogger)
+    access_log = AccessLog()
+    runner = web.AppRunner(app, shutdown_timeout=CANCEL_GRACE, access_log_class=AccessLogger,
+                           access_log=access_log)
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.port, reuse_port=config.workers > 1)
@@ -96,6 +87,7 @@ async def _serve(config: Config, announce, stop_signals: tuple[int, ...]) -> Non
         await inflight.drain(config.shutdown_timeout)
     finally:
         await runner.cleanup()
+        access_log.flush()
 
 
 async def _signalled(signals: tuple[int, ...]) -> None:

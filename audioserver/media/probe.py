@@ -46,6 +46,23 @@ class ProbePool:
         for _ in range(size):
             self._idle.put_nowait(None)  # a slot whose worker is not started yet
 
+    async def start(self) -> None:
+        """Start every worker now and wait until each has loaded its parser,
+        so that no upload waits for that (the first one did, 200 ms)."""
+        slots = [self._idle.get_nowait() for _ in range(self._idle.qsize())]
+        try:
+            started = await asyncio.gather(*(self._start_ready() for slot in slots
+                                              if slot is None))
+            slots = [slot for slot in slots if slot is not None] + started
+        finally:
+            for slot in slots:
+                self._idle.put_nowait(slot)
+
+    async def _start_ready(self) -> "_Worker":
+        worker = await self._start_worker(self.timeout + OWN_LIMIT_MARGIN)
+        await asyncio.wait_for(worker.ask({"job": "ready"}), self.timeout)
+        return worker
+
     async def probe(self, path: os.PathLike, label: str) -> AudioInfo:
         """The audio metadata of `path`, or NotAudio naming `label`."""
         answer = await self._ask({"job": "probe", "path": os.fspath(path)}, label)
@@ -175,6 +192,7 @@ def serve_requests(stdin=sys.stdin, stdout=sys.stdout, time_limit: float = 0) ->
     from . import encode, sndfile
 
     jobs = {
+        "ready": lambda r: {},  # answered once the imports above are done
         "probe": lambda r: _probe(r["path"]),
         "peaks": lambda r: {"peaks": sndfile.peaks(r["path"], r["points"], r["frames"],
                                                    r["format"])},
@@ -190,7 +208,7 @@ def serve_requests(stdin=sys.stdin, stdout=sys.stdout, time_limit: float = 0) ->
             answer = jobs[request["job"]](request)
         except sndfile.ProbeFailed as exc:
             answer = {"error": str(exc)}
-        except Exception as exc:  # our own parsing (MP3 frames) met bytes it did not expect
+        except Exception:  # our own parsing (MP3 frames) met bytes it did not expect
             log.exception("%s of %s failed", request["job"], request["path"])
             answer = {"error": "its structure could not be read: it may be damaged"}
         signal.setitimer(signal.ITIMER_REAL, 0)

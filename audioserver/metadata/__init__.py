@@ -152,6 +152,12 @@ class AudioStore(Protocol):
     async def formats(self, viewer: Viewer = EVERYTHING) -> list[str]:
         """The formats of the available files `viewer` may see, sorted."""
 
+    async def data_version(self) -> int:
+        """A number that moves whenever any process commits a change of the
+        library's rows; the same number means the same rows. (Within this
+        process: two processes may number the same state differently.)"""
+        ...
+
     async def summary(self, viewer: Viewer = EVERYTHING) -> tuple[int, float]:
         """How many available files `viewer` may see, and their total duration."""
 

@@ -315,6 +315,10 @@ class PostgresDatabase:
             self._counts[key] = count
         return count
 
+    async def data_version(self) -> int:
+        # Shared by every instance on this database: bumped by each audio write.
+        return await self._pool.fetchval("SELECT version FROM data_version")
+
     async def summary(self, viewer: Viewer = EVERYTHING) -> tuple[int, float]:
         """How many available files `viewer` may see, and their total duration."""
         where, params = _filters(ListQuery(), viewer)

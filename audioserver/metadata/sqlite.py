@@ -4,7 +4,10 @@ One connection writes (under a lock, BEGIN IMMEDIATE) and one reads, so
 writers never fight over SQLite's lock inside this process; WAL lets the
 reader go on while a write commits, and busy_timeout covers other processes.
 A third reads listings, each in one read transaction (under a lock of its
-own), so a page and its count see the same state of the library.
+own), so a page and its count see the same state of the library. A fourth,
+a plain sqlite3 connection on the event loop's own thread, answers point
+reads by the unique name: such a lookup costs microseconds, less than the
+hand-off to another thread and back.
 """
 
 import asyncio
@@ -174,6 +177,9 @@ COLUMNS = (
 INSERT = (f"INSERT INTO audio ({COLUMNS}, name_folded, tags_folded) VALUES "
           f"({', '.join('?' * (COLUMNS.count(',') + 3))})")
 BUSY_TIMEOUT_MS = 10_000
+# The point reader never waits on the loop's thread: busy, it hands the
+# read to the threaded reader, which may wait.
+BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 DISK_FULL = ("the server's disk is full; nothing was changed. Try again later "
              "or ask the operator to free space")
 MAX_KEPT_COUNTS = 1000
@@ -188,6 +194,7 @@ class Database:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lister: aiosqlite.Connection | None = None
+        self._point: sqlite3.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._list_lock = asyncio.Lock()
         self._counts: dict[tuple[str, tuple], int] = {}
@@ -214,6 +221,7 @@ class Database:
             await self._reader.execute("PRAGMA query_only=ON")
             self._lister = await self._connect()
             await self._lister.execute("PRAGMA query_only=ON")
+            self._point = self._connect_point_reader()
         except sqlite3.DatabaseError as exc:
             # Closed here, whoever called: an open connection's thread would
             # keep the process alive after the error.
@@ -222,10 +230,12 @@ class Database:
 
     async def close(self) -> None:
         """Close the connections; safe to call twice."""
+        if self._point is not None:
+            self._point.close()
         for conn in (self._lister, self._reader, self._writer):
             if conn is not None:
                 await conn.close()
-        self._lister = self._reader = self._writer = None
+        self._point = self._lister = self._reader = self._writer = None
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -240,6 +250,14 @@ class Database:
             # alive after the error, serving nothing.
             await conn.close()
             raise
+        return conn
+
+    def _connect_point_reader(self) -> sqlite3.Connection:
+        # Autocommit: each statement is a read transaction of its own, so it
+        # sees every commit made before it, by any connection of any process.
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.execute("PRAGMA query_only=ON")
+        conn.execute("PRAGMA busy_timeout=0")
         return conn
 
     async def _migrate(self) -> None:
@@ -274,15 +292,25 @@ class Database:
 
         A private file `viewer` may not see is not found, exactly like a
         missing one, so its name is not given away."""
-        record = await self._fetch_one(f"SELECT {COLUMNS} FROM audio WHERE name = ?", (name,))
-        return visible(record, name, viewer)
+        rows = await self._point_read(f"SELECT {COLUMNS} FROM audio WHERE name = ?", (name,))
+        return visible(_record(rows[0]) if rows else None, name, viewer)
 
     async def exists(self, name: str, viewer: Viewer = EVERYTHING) -> bool:
         """Whether a file called `name` exists that `viewer` may see."""
-        cursor = await self._reader.execute(
-            "SELECT owner, visibility FROM audio WHERE name = ?", (name,))
-        row = await cursor.fetchone()
-        return row is not None and viewer.may_see(*row)
+        rows = await self._point_read("SELECT owner, visibility FROM audio WHERE name = ?",
+                                      (name,))
+        return bool(rows) and viewer.may_see(*rows[0])
+
+    async def _point_read(self, sql: str, params: tuple) -> list[tuple]:
+        """The rows of a lookup by a unique key, read on this thread; through
+        the threaded reader when the database is busy (a WAL being recovered)."""
+        try:
+            # fetchall: the statement runs to its end, so no read transaction stays open.
+            return self._point.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if (exc.sqlite_errorcode or 0) & 0xFF not in BUSY:
+                raise
+        return await (await self._reader.execute(sql, params)).fetchall()
 
     async def search(self, query: ListQuery, viewer: Viewer = EVERYTHING
                      ) -> tuple[list[AudioRecord], int, bool]:
@@ -382,6 +410,11 @@ class Database:
             (self._counts[where, params],) = await cursor.fetchone()
         return self._counts[where, params]
 
+    async def data_version(self) -> int:
+        # The point reader never writes, so every commit is another
+        # connection's, which moves this connection's data_version.
+        return self._point.execute("PRAGMA data_version").fetchone()[0]
+
     async def summary(self, viewer: Viewer = EVERYTHING) -> tuple[int, float]:
         """How many available files `viewer` may see, and their total duration."""
         where, params = _filters(ListQuery(), viewer)
@@ -417,11 +450,6 @@ class Database:
         """Every row, available or not."""
         cursor = await self._reader.execute(f"SELECT {COLUMNS} FROM audio")
         return [_record(row) for row in await cursor.fetchall()]
-
-    async def _fetch_one(self, sql: str, params) -> AudioRecord | None:
-        cursor = await self._reader.execute(sql, params)
-        row = await cursor.fetchone()
-        return _record(row) if row is not None else None
 
     # Writes
 

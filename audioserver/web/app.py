@@ -10,7 +10,9 @@ from .auth import auth_middleware, csrf_middleware
 from .bodies import form_middleware
 from .caching import add_cache_headers
 from .hosts import host_middleware
-from .keys import auth_key, config_key, library_key, metrics_key, ratelimiter_key
+from .answers import ListAnswers
+from .keys import (auth_key, config_key, library_key, list_answers_key, metrics_key,
+                   ratelimiter_key)
 from .measures import Metrics
 from .metrics import count_download, metrics_middleware
 from .middlewares import error_middleware
@@ -71,6 +73,7 @@ def create_app(config: Config) -> web.Application:
     answer_unparsable_requests()
     app[config_key] = config
     app[metrics_key] = Metrics()
+    app[list_answers_key] = ListAnswers()
     setup_templates(app)
     setup_routes(app)
     app.on_response_prepare.append(add_security_headers)

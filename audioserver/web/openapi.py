@@ -93,6 +93,7 @@ OPTIONAL_NAME = {**NAME, "required": False,
                  "description": "The audio's name; a browser without it is asked for it"}
 REPRESENTATION = _query("format", {"type": "string"},
                         "json or html: overrides Accept (other values are ignored)")
+IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}
 CSRF_FIELD = {"type": "string", "description": "The session's CSRF token, for browser sessions"}
 TOKEN_LIFETIME = "When the token expires: 30d, 12h (at most 3650d), or empty for never"
 RECORD = _ref("schemas", "AudioRecord")
@@ -115,6 +116,10 @@ TEXT_DESCRIPTIONS = {
 
 def _paths() -> dict:
     record_ok = _json(RECORD, "The file's metadata")
+    # /info and /list (their JSON) answer If-None-Match.
+    not_modified = {"304": {"description": "Nothing the answer shows has changed since "
+                                           "the ETag given in If-None-Match",
+                            "headers": {"ETag": _plain_header()}}}
     return {
         "/": {"get": {"summary": "The home page: the menu, the number of files and their "
                                  "total duration", "operationId": "index",
@@ -184,10 +189,11 @@ def _paths() -> dict:
         "/list": {"get": {
             "summary": "Files matching every filter given, a page at a time",
             "operationId": "list",
-            "parameters": _list_parameters(),
+            "parameters": [*_list_parameters(), IF_NONE_MATCH],
             "responses": {
                 "200": {"description": "A page of metadata objects",
-                        "headers": {"X-Total-Count": {"schema": {"type": "string"},
+                        "headers": {"ETag": _plain_header(),
+                                    "X-Total-Count": {"schema": {"type": "string"},
                                                       "description": "How many match in all"},
                                     "Link": {"schema": {"type": "string"},
                                              "description": 'rel="next": the next page, '
@@ -195,14 +201,16 @@ def _paths() -> dict:
                         "content": {"application/json": {"schema": {"type": "array",
                                                                     "items": RECORD}},
                                     HTML: {"schema": {"type": "string"}}}},
-                **_problems(400)}}},
+                **not_modified, **_problems(400)}}},
         "/info": {
             "get": {
                 "summary": "One file's metadata; its page (player, waveform, tags) for a browser",
-                "operationId": "info", "parameters": [OPTIONAL_NAME, REPRESENTATION],
-                "responses": {"200": {**record_ok, "content": {
-                    **record_ok["content"], HTML: {"schema": {"type": "string"}}}},
-                    **_problems(400, 404, 410)}},
+                "operationId": "info",
+                "parameters": [OPTIONAL_NAME, REPRESENTATION, IF_NONE_MATCH],
+                "responses": {"200": {**record_ok, "headers": {"ETag": _plain_header()},
+                                      "content": {**record_ok["content"],
+                                                  HTML: {"schema": {"type": "string"}}}},
+                              **not_modified, **_problems(400, 404, 410)}},
             "patch": {
                 "summary": "Rename the file or change its text fields (its owner or an admin; "
                            "anyone in --auth open): a JSON merge patch (RFC 7396). The stored "

@@ -16,9 +16,10 @@ from ..media import waveform
 from ..models import SORT_COLUMNS, AudioRecord, ListQuery
 from ..names import validate_name
 from . import librarypage, openapi, uploads
+from .answers import ListAnswer, etag, record_etag
 from .caching import file_cache_control
 from .downloads import etag_matches, file_response, stored_file, stored_sidecar
-from .keys import auth_key, config_key, library_key, user_key
+from .keys import auth_key, config_key, library_key, list_answers_key, user_key
 from .listing import parse_list_query, query_params
 from .negotiation import wants_html
 from .templating import render
@@ -113,20 +114,42 @@ async def cover(request: web.Request) -> web.StreamResponse:
 
 async def list_audio(request: web.Request) -> web.StreamResponse:
     query = parse_list_query(request.query)
+    if not wants_html(request):
+        return await _list_json(request, query)
     db, viewer = request.app[library_key].db, _viewer(request)
     records, total, more = await db.search(query, viewer)
     more = librarypage.next_exists(query, more) and bool(records)
-    next_url = _next_page_url(request, query, records) if more else None
+    next_url = request.url.join(_next_page(request, query, records)) if more else None
     headers = {"X-Total-Count": str(total)}
     if next_url is not None:
         headers["Link"] = f'<{next_url}>; rel="next"'
-    if wants_html(request):
-        context = {"records": records, "total": total, "query": query, "next_url": next_url,
-                   "first_url": _first_page_url(request, query),
-                   "sort_urls": _sort_urls(request, query),
-                   **await librarypage.page_context(request, db, viewer, query, records)}
-        return _page(request, "list.html", context, headers)
-    return web.json_response([r.public() for r in records], headers=headers)
+    context = {"records": records, "total": total, "query": query, "next_url": next_url,
+               "first_url": _first_page_url(request, query),
+               "sort_urls": _sort_urls(request, query),
+               **await librarypage.page_context(request, db, viewer, query, records)}
+    return _page(request, "list.html", context, headers)
+
+
+async def _list_json(request: web.Request, query: ListQuery) -> web.StreamResponse:
+    """The JSON of a page, kept (answers.py) until the library changes."""
+    db, answers, viewer = request.app[library_key].db, request.app[list_answers_key], \
+        _viewer(request)
+    version = await db.data_version()  # first: see answers.py
+    answer = answers.get(version, (query, viewer))
+    if answer is None:
+        records, total, more = await db.search(query, viewer)
+        more = librarypage.next_exists(query, more) and bool(records)
+        body = json.dumps([r.public() for r in records]).encode()
+        next_page = _next_page(request, query, records) if more else None
+        answer = ListAnswer(body, etag(body, str(total).encode(), str(next_page).encode()),
+                            total, next_page)
+        answers.keep(version, (query, viewer), answer)
+    if etag_matches(request, answer.etag):
+        return web.Response(status=304, headers={"ETag": answer.etag})
+    headers = {"X-Total-Count": str(answer.total), "ETag": answer.etag}
+    if answer.next_page is not None:
+        headers["Link"] = f'<{request.url.join(answer.next_page)}>; rel="next"'
+    return web.Response(body=answer.body, content_type="application/json", headers=headers)
 
 
 async def info(request: web.Request) -> web.StreamResponse:
@@ -138,7 +161,10 @@ async def info(request: web.Request) -> web.StreamResponse:
         may_change = auth.may_change(request.app[auth_key], request[user_key], record)
         return _page(request, "info.html", {"record": record, "may_change": may_change,
                                             "previewed": not previews.plays_natively(record)})
-    return web.json_response(record.public())
+    tag = record_etag(record)
+    if etag_matches(request, tag):
+        return web.Response(status=304, headers={"ETag": tag})
+    return web.json_response(record.public(), headers={"ETag": tag})
 
 
 async def patch_info(request: web.Request) -> web.StreamResponse:
@@ -288,10 +314,11 @@ def _ask_name(request: web.Request, route: str) -> web.StreamResponse:
     return render(request, "ask_name.html", context)
 
 
-def _next_page_url(request: web.Request, query: ListQuery, records: list[AudioRecord]) -> URL:
+def _next_page(request: web.Request, query: ListQuery, records: list[AudioRecord]) -> URL:
+    """The next page's URL, relative to this server."""
     last = records[-1]
     page = query.next_page(getattr(last, SORT_COLUMNS[query.sort]), last.name)
-    return request.url.join(_url(request, "list").with_query(query_params(page)))
+    return _url(request, "list").with_query(query_params(page))
 
 
 def _first_page_url(request: web.Request, query: ListQuery) -> URL | None:
