@@ -23,11 +23,13 @@ from .config import (
     defaults_from_environment,
     parse_address,
     parse_allowed_host,
+    parse_cache_size,
     parse_count,
     parse_database,
     parse_rate,
     parse_seconds,
     parse_size,
+    parse_storage,
 )
 from .errors import StartupError
 
@@ -83,6 +85,9 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
                         default=defaults["shutdown_timeout"], metavar="SECONDS",
                         help="on SIGTERM, how long requests in flight may take to finish "
                         "(default %(default)g)")
+    parser.add_argument("--s3-redirect", action="store_true", default=defaults["s3_redirect"],
+                        help="with s3://: answer downloads with a redirect to a link the store "
+                        "serves for 5 minutes, instead of streaming them")
     _add_storage_flags(parser, defaults)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     importer = commands.add_parser(
@@ -137,6 +142,20 @@ def _add_storage_flags(parser: argparse.ArgumentParser, defaults: dict) -> None:
                         # Not %(default)s: the subcommands' default is SUPPRESS,
                         # which argparse cannot show (their --help would crash).
                         f"(default {DEFAULT_DATABASE_POOL})")
+    parser.add_argument("--storage", type=_flag(parse_storage), default=defaults["storage"],
+                        metavar="DIR|s3://BUCKET/PREFIX",
+                        help="where the audio files live: a directory, or an S3-compatible "
+                        "bucket reached through the AWS_* variables (default: --data-dir)")
+    parser.add_argument("--cache-dir", type=Path, default=defaults["cache_dir"], metavar="DIR",
+                        help="with s3://: local copies of recently uploaded and played files "
+                        "(default: cache in --data-dir)")
+    parser.add_argument("--cache-size", type=_flag(parse_cache_size),
+                        default=defaults["cache_size"], metavar="SIZE",
+                        help="with s3://: the cache's size, with K, M, G; 0 for none "
+                        "(default 1G)")
+    parser.add_argument("--s3-path-style", action="store_true", default=defaults["s3_path_style"],
+                        help="with s3://: address the bucket in the path (http://HOST/BUCKET), "
+                        "as MinIO, SeaweedFS and most self-hosted stores need")
     parser.add_argument("--max-upload-size", type=_flag(parse_size),
                         default=defaults["max_upload_size"], metavar="SIZE",
                         help="largest file accepted, in bytes or with K, M, G (default 2G)")

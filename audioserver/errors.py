@@ -117,3 +117,14 @@ class StorageRefused(AudioServerError):
 
 class StartupError(Exception):
     """The server must not start; the message tells the operator why."""
+
+
+class StorageUnavailable(AudioServerError):
+    """The storage did not answer (an object store down, unreachable or too
+    slow): nothing was changed, and the same request may work later."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+    def __init__(self, detail: str, retry_after: int):
+        super().__init__(detail, headers={"Retry-After": str(retry_after)},
+                         retry_after=retry_after)

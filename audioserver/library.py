@@ -19,7 +19,7 @@ from .media.waveform import Waveforms
 from .metadata import AudioStore, audio_store
 from .models import AudioInfo, AudioRecord
 from .reconcile import check_not_lost, reconcile
-from .storage import Storage, meta, storage_for
+from .storage import Storage, meta, open_storage
 from .storage.staging import Upload
 
 log = logging.getLogger(__name__)
@@ -155,12 +155,12 @@ async def open_library(config: Config, reconcile_storage: bool = True,
     the server's in-flight uploads for leftovers. Only `recover` may open a
     lost database (see check_not_lost).
     """
-    storage = storage_for(config)
-    db = audio_store(config)
-    blank = not recovering and await check_not_lost(db, storage)
-    if blank:
-        await storage.create()  # a new library (and SQLite's file goes in its directory)
     async with AsyncExitStack() as stack:
+        storage = await stack.enter_async_context(open_storage(config))
+        db = audio_store(config)
+        blank = not recovering and await check_not_lost(db, storage)
+        if blank:
+            await storage.create()  # a new library (and SQLite's file goes in its directory)
         stack.push_async_callback(db.close)  # close() copes with a half-done open()
         await db.open()
         if not blank:

@@ -11,7 +11,7 @@ StartupError when the storage is not there; FileNotFoundError for a key
 with no file (deleted meanwhile).
 """
 
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator, Protocol
 
@@ -20,9 +20,30 @@ from .staging import Upload
 
 
 def storage_for(config: Config) -> "Storage":
-    """The storage the configuration names, not yet checked or created."""
-    from .local import LocalStorage  # imported here: it builds on this module
-    return LocalStorage(config.data_dir)
+    """The storage the configuration names, not yet opened, checked or created."""
+    # Imported here: they build on this module.
+    if config.on_s3:
+        from .s3 import S3Storage
+        return S3Storage(config)
+    from .local import LocalStorage
+    root = config.data_dir if config.storage is None else Path(config.storage)
+    return LocalStorage(root)
+
+
+@asynccontextmanager
+async def open_storage(config: Config) -> AsyncIterator["Storage"]:
+    """The storage the configuration names, with its connection (an object
+    store's client) open inside the block; not yet checked or created."""
+    storage = storage_for(config)
+    opener = getattr(storage, "open", None)  # a local directory needs no connection
+    if opener is None:
+        yield storage
+        return
+    await opener()
+    try:
+        yield storage
+    finally:
+        await storage.close()
 
 
 class Storage(Protocol):

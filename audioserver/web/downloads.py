@@ -22,6 +22,7 @@ from ..errors import NotFound, RangeNotSatisfiable
 from ..models import AudioRecord
 from ..storage import Storage
 from .caching import file_cache_control
+from .keys import config_key
 
 # [0-9], not \d: HTTP's DIGIT is ASCII, and \d would take "bytes=٠-٩" for 0-9.
 _RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
@@ -42,10 +43,23 @@ async def file_response(
         return web.Response(status=304, headers=headers)
     headers["Content-Type"] = record.content_type
     headers["Content-Disposition"] = content_disposition(record.name, inline)
+    if request.app[config_key].s3_redirect:
+        return await _redirect(storage, record, headers)
     byte_range = None
     if _range_applies(request, etag, modified):
         byte_range = parse_range(request.headers.get("Range", ""), record.size)
     return await _send(request, storage, record, byte_range, headers)
+
+
+async def _redirect(storage, record: AudioRecord, headers: dict) -> web.Response:
+    """--s3-redirect: the store serves the bytes (ranges included) from a
+    short-lived presigned URL, which only we make: nothing of the request
+    goes into it but the record's own name and type."""
+    url = await storage.presigned_url(record.storage_key, headers["Content-Type"],
+                                      headers["Content-Disposition"])
+    # The link expires: no cache may keep the redirect.
+    return web.Response(status=302, headers={
+        "Location": url, "Cache-Control": "private, no-store", "ETag": headers["ETag"]})
 
 
 async def _send(request, storage: Storage, record: AudioRecord, byte_range, headers: dict
@@ -59,10 +73,10 @@ async def _send(request, storage: Storage, record: AudioRecord, byte_range, head
     response.content_length = count
     # Opened before the headers go, so a file deleted meanwhile is still a 404.
     async with AsyncExitStack() as stack:
-        path = storage.local_path(record.storage_key)
+        file = None
         try:
-            if path is not None:
-                file = await asyncio.to_thread(open, path, "rb")
+            file = await _open_local(storage, record.storage_key)
+            if file is not None:
                 # Read-only: closing does not wait for the disk.
                 stack.callback(file.close)
             else:
@@ -72,13 +86,26 @@ async def _send(request, storage: Storage, record: AudioRecord, byte_range, head
             raise NotFound("the file was deleted while it was being requested") from None
         await response.prepare(request)
         if request.method != "HEAD" and count:
-            if path is not None:
+            if file is not None:
                 await asyncio.get_running_loop().sendfile(request.transport, file, start, count)
             else:
                 async for chunk in chunks:
                     await response.write(chunk)
         await response.write_eof()
         return response
+
+
+async def _open_local(storage: Storage, key: str):
+    """The stored file opened on this machine, for sendfile; None when there
+    is none. A cached copy evicted meanwhile is only a miss: open_range asks
+    the storage again (and on the local disk, finds the file gone too)."""
+    path = storage.local_path(key)
+    if path is None:
+        return None
+    try:
+        return await asyncio.to_thread(open, path, "rb")
+    except FileNotFoundError:
+        return None
 
 
 def etag_matches(request: web.Request, etag: str) -> bool | None:
