@@ -10,6 +10,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .cli import users
+from .cli.check import check
 from .cli.importer import import_paths
 from .cli.migrate import migrate
 from .cli.recover import recover
@@ -125,6 +126,18 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
                           required=True, help="the database to copy into, as --database "
                           "takes it; made and brought to the current schema if new")
     _add_storage_flags(migrator, dict.fromkeys(defaults, argparse.SUPPRESS))
+    checker = commands.add_parser(
+        "check", help="check every file's row against its stored file",
+        description="Check that every row's file is stored, with its size (and with "
+        "--deep its sha256), and list stored files no row names. Exits 1 if a file is "
+        "missing or damaged. Safe beside a running server.",
+    )
+    checker.add_argument("--repair", action="store_true",
+                         help="mark rows whose file is missing unavailable (410), and "
+                         "those whose file is back available, as the server's start does")
+    checker.add_argument("--deep", action="store_true",
+                         help="also read every stored file and compare its sha256")
+    _add_storage_flags(checker, dict.fromkeys(defaults, argparse.SUPPRESS))
     users.add_commands(
         commands, lambda sub: _add_storage_flags(sub, dict.fromkeys(defaults, argparse.SUPPRESS)))
     return parser
@@ -195,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(import_paths(config, args.paths))
         if args.command == "recover":
             return asyncio.run(recover(config, args.merge))
+        if args.command == "check":
+            return asyncio.run(check(config, args.repair, args.deep))
         if args.command == "migrate":
             return asyncio.run(migrate(config, args.source, args.target))
         if args.command in ("user", "token"):

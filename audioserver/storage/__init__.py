@@ -126,6 +126,9 @@ class Storage(Protocol):
     async def stored_keys(self) -> set[str]:
         """Keys of every stored audio file (for reconcile and recover)."""
 
+    async def stored_sizes(self) -> dict[str, int]:
+        """The size of every stored audio file, by key (for check)."""
+
     async def exists(self, key: str) -> bool:
         """Whether the file of `key` is stored (not deleted, nor set aside)."""
 

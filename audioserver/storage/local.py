@@ -254,6 +254,14 @@ class LocalStorage(Staging):
     def _stored_keys(self) -> set[str]:
         return {entry.name for entry in os.scandir(self.audio_dir) if "." not in entry.name}
 
+    async def stored_sizes(self) -> dict[str, int]:
+        """The size of every audio file present, by key."""
+        return await asyncio.to_thread(self._stored_sizes)
+
+    def _stored_sizes(self) -> dict[str, int]:
+        return {entry.name: entry.stat().st_size for entry in os.scandir(self.audio_dir)
+                if "." not in entry.name}
+
     async def count_stored(self) -> int:
         """How many audio files there are; 0 if there is no storage directory."""
         try:

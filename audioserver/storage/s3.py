@@ -163,8 +163,8 @@ class S3Storage(Staging):
     def _name(self, key: str, suffix: str | None = None) -> str:
         return self.prefix + key + ("" if suffix is None else "." + suffix)
 
-    async def _list(self) -> dict[tuple[str, str | None], float]:
-        """(key, suffix or None) of each of our objects, with its age in seconds."""
+    async def _list(self) -> dict[tuple[str, str | None], tuple[float, int]]:
+        """(key, suffix or None) of each of our objects: its age in seconds, its size."""
         found = {}
         now = time.time()
         with _store_errors("list the stored files"):
@@ -173,7 +173,8 @@ class S3Storage(Staging):
                 for item in page.get("Contents", ()):
                     match = _NAME_RE.match(item["Key"][len(self.prefix):])
                     if match:
-                        found[match.groups()] = now - item["LastModified"].timestamp()
+                        found[match.groups()] = (now - item["LastModified"].timestamp(),
+                                                 item["Size"])
         return found
 
     async def names(self) -> list[str]:
@@ -187,12 +188,17 @@ class S3Storage(Staging):
         return {key for key, suffix in listed if suffix is None
                 and (key, TRASH_SUFFIX) not in listed}
 
+    async def stored_sizes(self) -> dict[str, int]:
+        listed = await self._list()
+        return {key: size for (key, suffix), (_, size) in listed.items()
+                if suffix is None and (key, TRASH_SUFFIX) not in listed}
+
     async def sidecar_keys(self) -> set[str]:
         """Keys that have sidecars (the trash marker included), but none
         written within UNREFERENCED_GRACE: reconcile removes those no row
         names, and a younger one may be another instance's upload."""
         ages: dict[str, float] = {}
-        for (key, suffix), age in (await self._list()).items():
+        for (key, suffix), (age, _) in (await self._list()).items():
             if suffix is not None:
                 ages[key] = min(age, ages.get(key, age))
         return {key for key, age in ages.items() if age >= UNREFERENCED_GRACE}
