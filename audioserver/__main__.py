@@ -13,6 +13,7 @@ from .cli import users
 from .cli.check import check
 from .cli.importer import import_paths
 from .cli.migrate import migrate
+from .cli.movefiles import move_files
 from .cli.recover import recover
 from .cli.serve import LOG_FORMAT, serve
 from .config import (
@@ -122,9 +123,15 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
     migrator.add_argument("--from", dest="source", type=_flag(parse_database), metavar="URL",
                           help="the database to copy from, as --database takes it "
                           "(default: --database, or audioserver.sqlite3 in --data-dir)")
-    migrator.add_argument("--to", dest="target", type=_flag(parse_database), metavar="URL",
-                          required=True, help="the database to copy into, as --database "
-                          "takes it; made and brought to the current schema if new")
+    targets = migrator.add_mutually_exclusive_group(required=True)
+    targets.add_argument("--to", dest="target", type=_flag(parse_database), metavar="URL",
+                         help="the database to copy into, as --database "
+                         "takes it; made and brought to the current schema if new")
+    targets.add_argument("--to-storage", dest="target_storage", type=_flag(parse_storage),
+                         metavar="DIR|s3://BUCKET/PREFIX",
+                         help="instead: copy the stored files from --storage to this "
+                         "directory or bucket, under the same keys, each verified by sha256 "
+                         "(the database is unchanged; run again to finish an interrupted run)")
     _add_storage_flags(migrator, dict.fromkeys(defaults, argparse.SUPPRESS))
     checker = commands.add_parser(
         "check", help="check every file's row against its stored file",
@@ -210,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(recover(config, args.merge))
         if args.command == "check":
             return asyncio.run(check(config, args.repair, args.deep))
+        if args.command == "migrate" and args.target_storage:
+            return asyncio.run(move_files(config, args.target_storage))
         if args.command == "migrate":
             return asyncio.run(migrate(config, args.source, args.target))
         if args.command in ("user", "token"):

@@ -82,6 +82,10 @@ class Storage(Protocol):
         `.meta` sidecar (meta.py); return the keys. A file is never visible
         under its key without its sidecar, nor half written."""
 
+    async def store_as(self, key: str, source: Path, meta: bytes) -> str:
+        """Store the local file `source` under an existing row's `key`, with
+        its `.meta` (migrate moves files so); the sha256 of what was stored."""
+
     # Deleting, all or nothing with the row (see Library.remove).
 
     async def trash(self, key: str) -> bool:

@@ -110,6 +110,23 @@ class LocalStorage(Staging):
             raise
         return keys
 
+    async def store_as(self, key: str, source: Path, meta: bytes) -> str:
+        """Copy the local file `source` in under `key` with its `.meta`, for
+        migrate; the sha256 of the bytes written."""
+        upload = await self.copy_in(source)
+        try:
+            await asyncio.to_thread(self._store_as, key, upload, meta)
+        except BaseException:
+            await self.discard(upload)
+            raise
+        return upload.sha256
+
+    def _store_as(self, key: str, upload: Upload, meta: bytes) -> None:
+        with refusal_is_503(STORE_REFUSED):
+            self._write_durably(self.sidecar(key, META_SUFFIX), meta)
+            os.rename(upload.path, self.path(key))
+        _fsync_dir(self.audio_dir)
+
     async def trash(self, key: str) -> bool:
         """Rename the file aside, the step of a delete that can be undone;
         False if there is no file (its row was unavailable)."""

@@ -227,6 +227,12 @@ class S3Storage(Staging):
             await asyncio.to_thread(self._keep_staged, key, upload)
         return keys
 
+    async def store_as(self, key: str, source: Path, meta: bytes) -> str:
+        """Store the local file `source` under `key` with its `.meta`, for
+        migrate; the sha256 of the bytes sent."""
+        await self._put(self._name(key, META_SUFFIX), meta, "store the file")
+        return await self._upload_file(self._name(key), source, "store the file")
+
     def _keep_staged(self, key: str, upload: Upload) -> None:
         """The staged file becomes the cached copy (its sha256, checked as it
         was sent, is the row's), or goes."""
