@@ -48,6 +48,8 @@ async def alice(users_client) -> dict:
 # No path of the machine in an answer
 
 
+# Changes the stored file behind the server's back: the local disk's own test.
+@pytest.mark.parametrize("backend", ["sqlite"])
 @pytest.mark.parametrize("headers", [JSON, BROWSER])
 async def test_a_stored_file_that_cannot_be_opened_names_no_path(client, upload, config, capfd,
                                                                  headers):
