@@ -207,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     given["trusted_proxies"] = tuple(args.trusted_proxies or defaults["trusted_proxies"])
     given["allowed_hosts"] = tuple(args.allowed_hosts or defaults["allowed_hosts"])
     config = Config(**given)
+    if config.s3_redirect and not config.on_s3:
+        print("audioserver: --s3-redirect needs the files in a bucket (--storage s3://...)",
+              file=sys.stderr)
+        return 2
     # The commands report what they do themselves; the server logs it.
     level = logging.INFO if args.command is None else logging.WARNING
     logging.basicConfig(level=level, format=LOG_FORMAT)

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import aiohttp
 import pytest
+import yarl
 
 import audiofiles
 from audioserver.errors import StartupError, StorageUnavailable
@@ -199,6 +200,9 @@ async def test_what_no_row_names_is_removed_only_after_the_grace_period(
         deleted = "2" * 32
         await storage._put(storage._name(deleted), b"audio", "test")
         await storage._put(storage._name(deleted, s3module.TRASH_SUFFIX), b"", "test")
+        # A complete file no row names: kept for `recover --merge`, as on the disk.
+        [orphan] = await storage.publish([await storage.copy_in(_wav(config.data_dir))],
+                                         [b"{}"])
         # An upload to the store another instance is still sending.
         s3.client().create_multipart_upload(Bucket=storage.bucket,
                                             Key=storage._name("3" * 32))
@@ -210,7 +214,7 @@ async def test_what_no_row_names_is_removed_only_after_the_grace_period(
     monkeypatch.setattr(s3module, "UNREFERENCED_GRACE", 0.0)
     async with open_library(config) as library:
         key = (await library.db.get("a.wav")).storage_key
-    assert await _names(config) == [key, key + ".meta"]
+    assert await _names(config) == sorted([key, key + ".meta", orphan, orphan + ".meta"])
     assert _multipart_uploads(s3, config) == []
 
 
@@ -285,3 +289,41 @@ async def _names(config) -> list[str]:
 def _multipart_uploads(s3, config) -> list:
     bucket, prefix = s3module.parse_url(config.storage)
     return s3.client().list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
+
+
+@pytest.mark.parametrize("backend", ["sqlite+s3"])
+async def test_s3_redirect_sends_downloads_to_a_presigned_link(config, aiohttp_client):
+    client = await aiohttp_client(create_app(replace(config, s3_redirect=True)))
+    data = audiofiles.wav(1.0)
+    assert (await client.put("/upload", params={"name": "a b.wav"}, data=data)).status == 201
+    response = await client.get("/download", params={"name": "a b.wav"},
+                                allow_redirects=False)
+    assert response.status == 302
+    assert response.headers["Cache-Control"] == "private, no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    location = response.headers["Location"]
+    assert location.startswith(os.environ["AWS_ENDPOINT_URL"]) and "X-Amz-Signature" in location
+    location = yarl.URL(location, encoded=True)  # exactly as signed
+    async with aiohttp.ClientSession() as session:
+        async with session.get(location) as stored:
+            assert stored.status == 200 and await stored.read() == data
+            assert stored.headers["Content-Type"] == "audio/wav"
+            assert "a%20b.wav" in stored.headers["Content-Disposition"]
+        async with session.get(location, headers={"Range": "bytes=4-11"}) as part:
+            assert part.status == 206 and await part.read() == data[4:12]
+
+
+def test_s3_redirect_without_a_bucket_is_refused(tmp_path):
+    done = audioserver(tmp_path / "data", "--s3-redirect")
+    assert done.returncode == 2 and "--s3-redirect needs" in done.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite+s3"])
+async def test_a_cache_size_of_0_keeps_nothing_on_the_local_disk(config, client, upload,
+                                                                 library):
+    assert config.cache_size == 0
+    assert (await upload("a.wav")).status == 201
+    assert (await client.get("/download", params={"name": "a.wav"})).status == 200
+    await asyncio.sleep(0.2)
+    assert library.storage.local_path((await library.db.get("a.wav")).storage_key) is None
+    assert os.listdir(config.cache_path) == []

@@ -104,6 +104,9 @@ class S3Storage(Staging):
             connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
             retries={"max_attempts": ATTEMPTS, "mode": "standard"},
             s3={"addressing_style": "path" if self.path_style else "auto"},
+            # SigV4 everywhere, presigned links too (botocore's default for
+            # those is still the old query signature some stores refuse).
+            signature_version="s3v4",
             # We send each part's SHA256 ourselves; botocore's own default
             # (a CRC trailer in aws-chunked encoding) is not every store's.
             request_checksum_calculation="when_required",
