@@ -14,9 +14,12 @@ removed with it (evict).
 import hashlib
 import os
 import secrets
+import time
 from pathlib import Path
 
 TEMP_SUFFIX = ".part"
+# A temporary copy untouched this long was left by a process that died.
+STALE_TEMP_SECONDS = 3600
 COPY_CHUNK = 1024 * 1024
 
 
@@ -29,10 +32,15 @@ class Cache:
 
     def create(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        # Copies a killed process never finished.
+        # Copies a killed process never finished; not younger ones, which
+        # another worker may be writing right now.
+        too_old = time.time() - STALE_TEMP_SECONDS
         for entry in os.scandir(self.directory):
-            if entry.name.endswith(TEMP_SUFFIX):
-                os.unlink(entry.path)
+            try:
+                if entry.name.endswith(TEMP_SUFFIX) and entry.stat().st_mtime < too_old:
+                    os.unlink(entry.path)
+            except FileNotFoundError:
+                pass
 
     def path(self, key: str) -> Path:
         return self.directory / key

@@ -238,12 +238,15 @@ class S3Storage(Staging):
 
     def _keep_staged(self, key: str, upload: Upload) -> None:
         """The staged file becomes the cached copy (its sha256, checked as it
-        was sent, is the row's), or goes."""
+        was sent, is the row's), or goes. The object is stored by now: a
+        copy that cannot be kept only costs the next play a trip."""
         try:
             if self.cache.fits(upload.size):
                 temp = self.cache.temp_path()
                 _link_or_copy(upload.path, temp)
                 self.cache.adopt(key, temp, upload.sha256, upload.sha256)
+        except OSError as exc:
+            log.warning("could not cache %s: %s", key, exc)
         finally:
             upload.path.unlink(missing_ok=True)
 
