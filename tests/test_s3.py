@@ -17,7 +17,7 @@ from audioserver.library import Staged, open_library
 from audioserver.storage import open_storage, s3 as s3module
 from audioserver.web.app import create_app
 from audioserver.web.keys import library_key
-from serverprocess import audioserver, free_port
+from serverprocess import ServerProcess, audioserver, free_port
 from stored import stored_names
 
 
@@ -327,3 +327,23 @@ async def test_a_cache_size_of_0_keeps_nothing_on_the_local_disk(config, client,
     await asyncio.sleep(0.2)
     assert library.storage.local_path((await library.db.get("a.wav")).storage_key) is None
     assert os.listdir(config.cache_path) == []
+
+
+@pytest.mark.parametrize("backend", ["postgresql+s3"])
+def test_a_server_with_two_workers_shares_the_bucket_and_the_cache(config, tmp_path):
+    server = ServerProcess(config.data_dir, tmp_path, workers=2)
+    server.start(server.command("--database", config.database, "--storage", config.storage,
+                                "--s3-path-style"))
+    try:
+        datas = {f"{n}.wav": audiofiles.wav(0.5 + n / 10) for n in range(4)}
+        for name, data in datas.items():
+            assert server.put(name, data)[0] == 201
+        # Whichever worker answers, every file plays, from the cache or the store.
+        for _ in range(3):
+            for name, data in datas.items():
+                assert server.download(name) == (200, data)
+        # One cache for both workers: each file in it once, by its key.
+        cached = [name for name in os.listdir(config.cache_path) if "." not in name]
+        assert len(cached) == len(datas)
+    finally:
+        server.stop()
