@@ -259,7 +259,12 @@ async def test_a_store_killed_mid_upload_is_a_503_and_cached_files_are_still_ser
     response = await client.get("/download", params={"name": "kept.wav"})
     assert response.status == 200 and await response.read() == kept
     assert [item["name"] for item in await (await client.get("/list")).json()] == ["kept.wav"]
+    # A delete needs the store: refused, and the file stays.
+    response = await client.delete("/delete", params={"name": "kept.wav"})
+    assert response.status == 503 and "Retry-After" in response.headers
     await asyncio.to_thread(own_s3.start)
+    response = await client.get("/download", params={"name": "kept.wav"})
+    assert response.status == 200 and await response.read() == kept
     assert (await client.put("/upload", params={"name": "b.wav"}, data=data)).status == 201
     names = await stored_names(library.storage)
     assert len(names) == 4  # kept.wav and b.wav, each with its .meta: nothing else
