@@ -17,7 +17,7 @@ from audioserver.library import Staged, open_library
 from audioserver.storage import open_storage, s3 as s3module
 from audioserver.web.app import create_app
 from audioserver.web.keys import library_key
-from serverprocess import ServerProcess, audioserver, free_port
+from serverprocess import ServerProcess, audioserver, command, free_port
 from stored import stored_names
 
 
@@ -352,3 +352,20 @@ def test_a_server_with_two_workers_shares_the_bucket_and_the_cache(config, tmp_p
         assert len(cached) == len(datas)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite+s3"])
+async def test_a_lost_database_is_refused_then_recovered_from_the_bucket(config, tmp_path):
+    datas = {"a.wav": audiofiles.wav(1.0), "b.wav": audiofiles.wav(2.0)}
+    async with open_library(config) as library:
+        for name, data in datas.items():
+            (tmp_path / name).write_bytes(data)
+            await library.add([Staged(name, await library.storage.copy_in(tmp_path / name))])
+    config.db_path.unlink()
+    refused = command(config, "user", "list")
+    assert refused.returncode == 1 and "holds 2 stored audio files" in refused.stderr
+    done = command(config, "recover")
+    assert done.returncode == 0, done.stderr
+    assert "recovered 2" in done.stdout + done.stderr
+    async with open_library(config) as library:
+        assert sorted(record.name for record in await library.db.records()) == sorted(datas)
