@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from .clock import now_rfc3339
 from .config import Config
+from .errors import StartupError, StorageUnavailable
 from .media.probe import ProbePool
 from .media.waveform import Waveforms
 from .metadata import AudioStore, audio_store
@@ -180,7 +181,12 @@ async def open_library(config: Config, reconcile_storage: bool = True,
             waveforms = Waveforms(storage, waveform_pool)
             stack.push_async_callback(waveforms.close)  # first: see its docstring
         if reconcile_storage:
-            await reconcile(db, storage)
+            try:
+                await reconcile(db, storage)
+            except StorageUnavailable:  # an object store that went away meanwhile
+                raise StartupError(f"the storage {storage.label} stopped answering while it "
+                                   "was checked against the database; start again once it "
+                                   "is back") from None
         yield Library(db, storage, probes, waveforms)
 
 
