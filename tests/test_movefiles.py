@@ -46,3 +46,14 @@ async def test_files_move_to_a_bucket_and_back_verified_and_resumable(config, s3
     assert checked.returncode == 0, checked.stderr
     assert sorted(path.read_bytes() for path in (back / "audio").iterdir()
                   if "." not in path.name) == sorted(datas.values())
+
+
+async def test_a_new_library_may_keep_its_files_in_another_directory(tmp_path, config):
+    elsewhere = replace(config, storage=str(tmp_path / "files"))
+    async with open_library(elsewhere) as library:
+        source = tmp_path / "a.wav"
+        source.write_bytes(audiofiles.wav(1.0))
+        [record] = await library.add([Staged("a.wav", await library.storage.copy_in(source))])
+    assert (tmp_path / "files" / "audio" / record.storage_key).read_bytes() == \
+        source.read_bytes()
+    assert config.db_path.exists() and not (config.data_dir / "audio").exists()

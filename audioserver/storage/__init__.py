@@ -26,8 +26,9 @@ def storage_for(config: Config) -> "Storage":
         from .s3 import S3Storage
         return S3Storage(config)
     from .local import LocalStorage
-    root = config.data_dir if config.storage is None else Path(config.storage)
-    return LocalStorage(root)
+    if config.storage is None:
+        return LocalStorage(config.data_dir)
+    return LocalStorage(Path(config.storage), data_dir=config.data_dir)
 
 
 @asynccontextmanager

@@ -37,15 +37,19 @@ __all__ = ["AUDIO_DIR", "TEMP_DIR", "TEMP_SUFFIX", "TRASH_SUFFIX", "LocalStorage
 class LocalStorage(Staging):
     """Audio files in a directory on the local disk."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, data_dir: Path | None = None):
         super().__init__(root / TEMP_DIR)
+        self.data_dir = data_dir
         self.audio_dir = root / AUDIO_DIR
         self.label = str(self.audio_dir)
 
     async def create(self) -> None:
-        """Create the directories of a new data directory."""
+        """Create the directories of a new data directory (or --storage DIR)."""
         self.audio_dir.mkdir(parents=True, exist_ok=True)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
+        if self.data_dir is not None:
+            # SQLite's file stays there when the files are elsewhere.
+            self.data_dir.mkdir(parents=True, exist_ok=True)
 
     async def check_present(self) -> None:
         if not self.audio_dir.is_dir():
