@@ -10,8 +10,10 @@ from dataclasses import fields
 from pathlib import Path
 
 from .cli import users
+from .cli.check import check
 from .cli.importer import import_paths
 from .cli.migrate import migrate
+from .cli.movefiles import move_files
 from .cli.recover import recover
 from .cli.serve import LOG_FORMAT, serve
 from .config import (
@@ -23,6 +25,7 @@ from .config import (
     defaults_from_environment,
     parse_address,
     parse_allowed_host,
+    parse_cache_size,
     parse_count,
     parse_database,
     parse_rate,
@@ -30,6 +33,7 @@ from .config import (
     parse_seconds,
     parse_token,
     parse_size,
+    parse_storage,
 )
 from .errors import StartupError
 
@@ -93,6 +97,9 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
                         default=defaults["metrics_token"], metavar="TOKEN",
                         help="/metrics answers a Bearer TOKEN from anywhere (default: "
                         "loopback only); AUDIOSERVER_METRICS_TOKEN keeps it out of ps")
+    parser.add_argument("--s3-redirect", action="store_true", default=defaults["s3_redirect"],
+                        help="with s3://: answer downloads with a redirect to a link the store "
+                        "serves for 5 minutes, instead of streaming them")
     _add_storage_flags(parser, defaults)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     importer = commands.add_parser(
@@ -126,10 +133,28 @@ def build_parser(defaults: dict) -> argparse.ArgumentParser:
     migrator.add_argument("--from", dest="source", type=_flag(parse_database), metavar="URL",
                           help="the database to copy from, as --database takes it "
                           "(default: --database, or audioserver.sqlite3 in --data-dir)")
-    migrator.add_argument("--to", dest="target", type=_flag(parse_database), metavar="URL",
-                          required=True, help="the database to copy into, as --database "
-                          "takes it; made and brought to the current schema if new")
+    targets = migrator.add_mutually_exclusive_group(required=True)
+    targets.add_argument("--to", dest="target", type=_flag(parse_database), metavar="URL",
+                         help="the database to copy into, as --database "
+                         "takes it; made and brought to the current schema if new")
+    targets.add_argument("--to-storage", dest="target_storage", type=_flag(parse_storage),
+                         metavar="DIR|s3://BUCKET/PREFIX",
+                         help="instead: copy the stored files from --storage to this "
+                         "directory or bucket, under the same keys, each verified by sha256 "
+                         "(the database is unchanged; run again to finish an interrupted run)")
     _add_storage_flags(migrator, dict.fromkeys(defaults, argparse.SUPPRESS))
+    checker = commands.add_parser(
+        "check", help="check every file's row against its stored file",
+        description="Check that every row's file is stored, with its size (and with "
+        "--deep its sha256), and list stored files no row names. Exits 1 if a file is "
+        "missing or damaged. Safe beside a running server.",
+    )
+    checker.add_argument("--repair", action="store_true",
+                         help="mark rows whose file is missing unavailable (410), and "
+                         "those whose file is back available, as the server's start does")
+    checker.add_argument("--deep", action="store_true",
+                         help="also read every stored file and compare its sha256")
+    _add_storage_flags(checker, dict.fromkeys(defaults, argparse.SUPPRESS))
     users.add_commands(
         commands, lambda sub: _add_storage_flags(sub, dict.fromkeys(defaults, argparse.SUPPRESS)))
     return parser
@@ -147,6 +172,20 @@ def _add_storage_flags(parser: argparse.ArgumentParser, defaults: dict) -> None:
                         # Not %(default)s: the subcommands' default is SUPPRESS,
                         # which argparse cannot show (their --help would crash).
                         f"(default {DEFAULT_DATABASE_POOL})")
+    parser.add_argument("--storage", type=_flag(parse_storage), default=defaults["storage"],
+                        metavar="DIR|s3://BUCKET/PREFIX",
+                        help="where the audio files live: a directory, or an S3-compatible "
+                        "bucket reached through the AWS_* variables (default: --data-dir)")
+    parser.add_argument("--cache-dir", type=Path, default=defaults["cache_dir"], metavar="DIR",
+                        help="with s3://: local copies of recently uploaded and played files "
+                        "(default: cache in --data-dir)")
+    parser.add_argument("--cache-size", type=_flag(parse_cache_size),
+                        default=defaults["cache_size"], metavar="SIZE",
+                        help="with s3://: the cache's size, with K, M, G; 0 for none "
+                        "(default 1G)")
+    parser.add_argument("--s3-path-style", action="store_true", default=defaults["s3_path_style"],
+                        help="with s3://: address the bucket in the path (http://HOST/BUCKET), "
+                        "as MinIO, SeaweedFS and most self-hosted stores need")
     parser.add_argument("--max-upload-size", type=_flag(parse_size),
                         default=defaults["max_upload_size"], metavar="SIZE",
                         help="largest file accepted, in bytes or with K, M, G (default 2G)")
@@ -178,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     given["trusted_proxies"] = tuple(args.trusted_proxies or defaults["trusted_proxies"])
     given["allowed_hosts"] = tuple(args.allowed_hosts or defaults["allowed_hosts"])
     config = Config(**given)
+    if config.s3_redirect and not config.on_s3:
+        print("audioserver: --s3-redirect needs the files in a bucket (--storage s3://...)",
+              file=sys.stderr)
+        return 2
     # The commands report what they do themselves; the server logs it.
     level = logging.INFO if args.command is None else logging.WARNING
     logging.basicConfig(level=level, format=LOG_FORMAT)
@@ -186,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(import_paths(config, args.paths))
         if args.command == "recover":
             return asyncio.run(recover(config, args.merge))
+        if args.command == "check":
+            return asyncio.run(check(config, args.repair, args.deep))
+        if args.command == "migrate" and args.target_storage:
+            return asyncio.run(move_files(config, args.target_storage))
         if args.command == "migrate":
             return asyncio.run(migrate(config, args.source, args.target))
         if args.command in ("user", "token"):

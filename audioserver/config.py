@@ -21,6 +21,11 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 DEFAULT_DATABASE_POOL = 10
 DEFAULT_PORT = 8080
 DEFAULT_DATA_DIR = "data"
+S3_SCHEME = "s3://"
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# The local copies of stored objects kept with --storage s3://: recently
+# uploaded and played files, least recently used first out.
+DEFAULT_CACHE_SIZE = 1024**3
 DEFAULT_MAX_UPLOAD_SIZE = 2 * 1024**3
 # A parser that needs longer than this on one file is treated as hung.
 DEFAULT_PROBE_TIMEOUT = 60.0
@@ -99,6 +104,11 @@ class Rate:
         return f"{self.count}/{self.period_name}"
 
 
+def parse_cache_size(text: str) -> int:
+    """--cache-size: a size as parse_size takes it, or 0 for no cache."""
+    return 0 if text.strip() == "0" else parse_size(text)
+
+
 def parse_rate(text: str) -> Rate | None:
     """'1200/min', '20/s', '500/hour'; 'off' for no limit."""
     if text.strip().lower() == "off":
@@ -157,6 +167,28 @@ def parse_token(text: str) -> str:
     if len(token) < 16:
         raise ValueError("the metrics token must be at least 16 characters long")
     return token
+def parse_storage(text: str) -> str:
+    """--storage: s3://BUCKET or s3://BUCKET/PREFIX, kept as it is, or a
+    directory, given as its path."""
+    text = text.strip()
+    if text.startswith(S3_SCHEME):
+        bucket = urllib.parse.urlsplit(text).netloc
+        if not _BUCKET_RE.match(bucket):
+            raise ValueError(f"{text!r} names no bucket: use s3://BUCKET or s3://BUCKET/PREFIX")
+        return text
+    if not text or "://" in text:
+        raise ValueError(f"{text!r} is not a storage: give a directory or s3://BUCKET/PREFIX")
+    return text
+
+
+def parse_flag(text: str) -> bool:
+    """A yes/no environment variable: 1, true, yes, on or 0, false, no, off."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{text!r} is neither yes (1, true, on) nor no (0, false, off)")
 
 
 def parse_seconds(text: str) -> float:
@@ -258,6 +290,16 @@ class Config:
     # What a scraper of /metrics from beyond this machine sends as a Bearer
     # token; None: loopback only.
     metrics_token: str | None = None
+    # Where the audio files live (--storage): None for the data directory,
+    # another directory, or s3://BUCKET/PREFIX.
+    storage: str | None = None
+    # Object storage only: the local cache (None: `cache` in the data
+    # directory) and its size in bytes; path-style addressing; downloads
+    # answered with a redirect to a presigned URL instead of streamed.
+    cache_dir: Path | None = None
+    cache_size: int = DEFAULT_CACHE_SIZE
+    s3_path_style: bool = False
+    s3_redirect: bool = False
     # None: no limit on that budget.
     read_rate: Rate | None = parse_rate(DEFAULT_READ_RATE)
     write_rate: Rate | None = parse_rate(DEFAULT_WRITE_RATE)
@@ -266,6 +308,14 @@ class Config:
     @property
     def on_postgres(self) -> bool:
         return self.database is not None and self.database.startswith(POSTGRES_SCHEMES)
+
+    @property
+    def on_s3(self) -> bool:
+        return self.storage is not None and self.storage.startswith(S3_SCHEME)
+
+    @property
+    def cache_path(self) -> Path:
+        return self.cache_dir if self.cache_dir is not None else self.data_dir / "cache"
 
     @property
     def db_path(self) -> Path:
@@ -331,6 +381,11 @@ ENVIRONMENT = {
     "data_dir": ("AUDIOSERVER_DATA_DIR", Path),
     "database": ("AUDIOSERVER_DATABASE", parse_database),
     "database_pool": ("AUDIOSERVER_DATABASE_POOL", parse_count),
+    "storage": ("AUDIOSERVER_STORAGE", parse_storage),
+    "cache_dir": ("AUDIOSERVER_CACHE_DIR", Path),
+    "cache_size": ("AUDIOSERVER_CACHE_SIZE", parse_cache_size),
+    "s3_path_style": ("AUDIOSERVER_S3_PATH_STYLE", parse_flag),
+    "s3_redirect": ("AUDIOSERVER_S3_REDIRECT", parse_flag),
     "max_upload_size": ("AUDIOSERVER_MAX_UPLOAD_SIZE", parse_size),
     "workers": ("AUDIOSERVER_WORKERS", parse_count),
     "auth": ("AUDIOSERVER_AUTH", auth_mode),

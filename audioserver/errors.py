@@ -133,3 +133,14 @@ class NotReady(AudioServerError):
 
     def __init__(self, detail: str, retry_after: int, **extra):
         super().__init__(detail, headers={"Retry-After": str(retry_after)}, **extra)
+
+
+class StorageUnavailable(AudioServerError):
+    """The storage did not answer (an object store down, unreachable or too
+    slow): nothing was changed, and the same request may work later."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+    def __init__(self, detail: str, retry_after: int):
+        super().__init__(detail, headers={"Retry-After": str(retry_after)},
+                         retry_after=retry_after)

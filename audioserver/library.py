@@ -15,13 +15,14 @@ from dataclasses import dataclass
 
 from .clock import now_rfc3339
 from .config import Config
+from .errors import StartupError, StorageUnavailable
 from .media.preview import Previews
 from .media.probe import ProbePool
 from .media.waveform import Waveforms
 from .metadata import AudioStore, audio_store
 from .models import AudioInfo, AudioRecord
 from .reconcile import check_not_lost, reconcile
-from .storage import Storage, meta, storage_for
+from .storage import Storage, meta, open_storage
 from .storage.staging import Upload
 
 log = logging.getLogger(__name__)
@@ -182,12 +183,12 @@ async def open_library(config: Config, reconcile_storage: bool = True,
     the server's in-flight uploads for leftovers. Only `recover` may open a
     lost database (see check_not_lost).
     """
-    storage = storage_for(config)
-    db = audio_store(config)
-    blank = not recovering and await check_not_lost(db, storage)
-    if blank:
-        await storage.create()  # a new library (and SQLite's file goes in its directory)
     async with AsyncExitStack() as stack:
+        storage = await stack.enter_async_context(open_storage(config))
+        db = audio_store(config)
+        blank = not recovering and await check_not_lost(db, storage)
+        if blank:
+            await storage.create()  # a new library (and SQLite's file goes in its directory)
         stack.push_async_callback(db.close)  # close() copes with a half-done open()
         await db.open()
         if not blank:
@@ -212,7 +213,12 @@ async def open_library(config: Config, reconcile_storage: bool = True,
             previews = Previews(storage, preview_pool)
             stack.push_async_callback(previews.close)
         if reconcile_storage:
-            await reconcile(db, storage)
+            try:
+                await reconcile(db, storage)
+            except StorageUnavailable:  # an object store that went away meanwhile
+                raise StartupError(f"the storage {storage.label} stopped answering while it "
+                                   "was checked against the database; start again once it "
+                                   "is back") from None
         yield Library(db, storage, probes, waveforms, previews)
 
 

@@ -9,23 +9,30 @@ import pytest
 import audiofiles
 from pgserver import PostgresServer
 from redisserver import RedisServer
-from audioserver.config import Config
+from s3server import S3Server
+from audioserver.config import DEFAULT_CACHE_SIZE, Config
 from audioserver.web.app import create_app
 from audioserver.web.keys import library_key
 
 MAX_UPLOAD_SIZE = 4 * 1024 * 1024
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql+s3", "sqlite+s3"])
 def backend(request) -> str:
-    """The metadata store under the test: every test of the API runs on both."""
+    """The metadata store and the file storage under the test, `+s3` for an
+    object store (the local disk otherwise): every test of the API runs on
+    each pair."""
     return request.param
 
 
 @pytest.fixture
 def config(tmp_path, backend, request) -> Config:
-    database = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
-    return Config(data_dir=tmp_path / "data", database=database,
+    database = request.getfixturevalue("postgres_url") if "postgresql" in backend else None
+    storage = request.getfixturevalue("s3_url") if backend.endswith("+s3") else None
+    # The mixed pair has no cache: every download streams from the store.
+    cache_size = 0 if backend == "sqlite+s3" else DEFAULT_CACHE_SIZE
+    return Config(data_dir=tmp_path / "data", database=database, storage=storage,
+                  s3_path_style=storage is not None, cache_size=cache_size,
                   max_upload_size=MAX_UPLOAD_SIZE, probe_timeout=10, probe_workers=1)
 
 
@@ -125,3 +132,23 @@ def redis_server():
 def redis_url(redis_server) -> str:
     """A Redis database of its own for one test."""
     return redis_server.url()
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """One throwaway SeaweedFS S3 server for the whole session."""
+    server = S3Server()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_url(s3, monkeypatch) -> str:
+    """A new, empty library in the store for one test, as --storage names
+    it; the AWS variables that reach it are set for the test's own process."""
+    for name, value in s3.environ().items():
+        monkeypatch.setenv(name, value)
+    return s3.new_library()

@@ -34,9 +34,11 @@ def audioserver(data_dir: Path, *args: str, stdin: str = "") -> subprocess.Compl
 
 def command(config, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
     """A command on the library of `config` (an audioserver Config), whichever
-    its database."""
+    its database and its storage (an object store's AWS_* variables are
+    inherited from the environment)."""
     database = ("--database", config.database) if config.database else ()
-    return audioserver(config.data_dir, *args, *database, stdin=stdin)
+    storage = ("--storage", config.storage, "--s3-path-style") if config.storage else ()
+    return audioserver(config.data_dir, *args, *database, *storage, stdin=stdin)
 
 
 def account(data_dir: Path, name: str, password: str, *flags: str) -> dict:

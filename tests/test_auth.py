@@ -25,6 +25,13 @@ JSON = {"Accept": "application/json"}
 BROWSER = {"Accept": "text/html"}
 
 
+@pytest.fixture(params=["sqlite", "postgresql+s3"])
+def backend(request) -> str:
+    """What this module tests does not depend on where the files are: each
+    metadata store and each storage once (SQLite+disk, PostgreSQL+S3)."""
+    return request.param
+
+
 @pytest.fixture
 def config(config) -> Config:
     return replace(config, auth="users")

@@ -4,7 +4,9 @@ The tests that only read share one server, filled once per module.
 """
 
 import hashlib
+import os
 import urllib.parse
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
@@ -38,11 +40,18 @@ PROBLEM_KEYS = {"type", "title", "status", "detail"}
 shared = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def served(tmp_path_factory):
-    """A client of a server holding a.wav (DATA), FORMATS and NAMES."""
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["disk", "s3"])
+async def served(tmp_path_factory, request):
+    """A client of a server holding a.wav (DATA), FORMATS and NAMES, on the
+    local disk (sendfile) or in an object store with no cache (every
+    download a ranged GET from the store)."""
     config = Config(data_dir=tmp_path_factory.mktemp("download") / "data",
                     max_upload_size=4 * 1024 * 1024, probe_timeout=10, probe_workers=1)
+    if request.param == "s3":
+        s3 = request.getfixturevalue("s3")
+        os.environ.update(s3.environ())  # module-scoped: no monkeypatch
+        config = replace(config, storage=s3.new_library(),
+                         s3_path_style=True, cache_size=0)
     uploads = {"a.wav": DATA, **{name: DATA for name in NAMES}}
     for name, (format, subtype, _) in FORMATS.items():
         uploads[name] = audiofiles.encode(0.5, format, subtype)
@@ -51,6 +60,9 @@ async def served(tmp_path_factory):
             response = await client.put("/upload", params={"name": name}, data=data)
             assert response.status == 201, await response.text()
         yield client
+    if request.param == "s3":
+        for name in s3.environ():
+            del os.environ[name]
 
 
 async def download(client, name="a.wav", method="GET", **kwargs):
@@ -317,6 +329,8 @@ async def test_unknown_missing_and_bad_names(served, browser_headers):
     assert "nope.wav" in await response.text()
 
 
+# Deletes the file behind the server's back: the local disk's own test.
+@pytest.mark.parametrize("backend", ["sqlite"])
 async def test_a_file_gone_from_disk_is_not_served(client, upload, library):
     assert (await upload("a.wav", DATA)).status == 201
     record = await library.db.get("a.wav")

@@ -9,6 +9,13 @@ import audiofiles
 PROBLEM_KEYS = {"type", "title", "status", "detail"}
 
 
+@pytest.fixture(params=["sqlite", "postgresql+s3"])
+def backend(request) -> str:
+    """What this module tests does not depend on where the files are: each
+    metadata store and each storage once (SQLite+disk, PostgreSQL+S3)."""
+    return request.param
+
+
 async def problem(response, status: int) -> dict:
     assert response.status == status, await response.text()
     assert response.content_type == "application/problem+json"

@@ -14,6 +14,13 @@ from audioserver.web.securityheaders import SECURITY_HEADERS
 from serverprocess import ServerProcess
 
 
+@pytest.fixture(params=["sqlite", "postgresql+s3"])
+def backend(request) -> str:
+    """What this module tests does not depend on where the files are: each
+    metadata store and each storage once (SQLite+disk, PostgreSQL+S3)."""
+    return request.param
+
+
 @pytest.fixture
 async def stored(upload):
     assert (await upload("a.wav")).status == 201

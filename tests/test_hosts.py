@@ -15,6 +15,13 @@ from serverprocess import ServerProcess
 REBOUND = "rebound.evil.example"
 
 
+@pytest.fixture(params=["sqlite", "postgresql+s3"])
+def backend(request) -> str:
+    """What this module tests does not depend on where the files are: each
+    metadata store and each storage once (SQLite+disk, PostgreSQL+S3)."""
+    return request.param
+
+
 def rebound(port: int) -> dict:
     """What a browser sends from a page on REBOUND, once REBOUND is 127.0.0.1."""
     return {"Host": f"{REBOUND}:{port}", "Origin": f"http://{REBOUND}:{port}",

@@ -3,6 +3,7 @@
 import os
 
 import audiofiles
+from stored import stored_names
 
 FIELDS = {"name", "duration", "frames", "samplerate", "channels", "format", "subtype",
           "content_type", "size", "sha256", "created_at", "owner", "visibility",
@@ -71,19 +72,18 @@ async def test_info_page_escapes_the_name(client, upload, browser_headers):
 async def test_delete_removes_the_row_and_the_file(client, upload, library):
     await upload("a.wav")
     await upload("b.wav")
-    record = await library.db.get("a.wav")
-    path = library.storage.path(record.storage_key)
-    assert path.exists()
+    key = (await library.db.get("a.wav")).storage_key
+    assert await library.storage.exists(key)
     response = await client.delete("/delete", params={"name": "a.wav"})
     assert response.status == 204
     assert await response.read() == b""
-    assert not path.exists()
+    assert not await library.storage.exists(key)
     assert (await client.get("/info", params={"name": "a.wav"})).status == 404
     assert (await client.get("/download", params={"name": "a.wav"})).status == 404
     assert await listed(client) == ["b.wav"]
     assert (await client.get("/list")).headers["X-Total-Count"] == "1"
     kept = (await library.db.get("b.wav")).storage_key
-    assert sorted(os.listdir(library.storage.audio_dir)) == [kept, kept + ".meta"]
+    assert await stored_names(library.storage) == [kept, kept + ".meta"]
     # Deleting again finds nothing; the name is free for a new file.
     assert (await client.delete("/delete", params={"name": "a.wav"})).status == 404
     assert (await upload("a.wav")).status == 201
@@ -91,10 +91,10 @@ async def test_delete_removes_the_row_and_the_file(client, upload, library):
 
 async def test_delete_a_non_ascii_name(client, upload, library):
     await upload("Ünïcødé ♫.wav")
-    path = library.storage.path((await library.db.get("Ünïcødé ♫.wav")).storage_key)
+    key = (await library.db.get("Ünïcødé ♫.wav")).storage_key
     response = await client.delete("/delete", params={"name": "Ünïcødé ♫.wav"})
     assert response.status == 204
-    assert not path.exists() and await listed(client) == []
+    assert not await library.storage.exists(key) and await listed(client) == []
 
 
 async def test_delete_unknown_is_404_and_no_name_is_400(client, upload):
@@ -114,8 +114,7 @@ async def test_a_browser_form_deletes_and_goes_back_to_the_library(client, uploa
                                                                    browser_headers):
     for name in ("a.wav", "b.wav", "c.wav"):
         await upload(name)
-    paths = {name: library.storage.path((await library.db.get(name)).storage_key)
-             for name in ("a.wav", "b.wav")}
+    keys = [(await library.db.get(name)).storage_key for name in ("a.wav", "b.wav")]
     # The name in the query string...
     response = await client.post("/delete", params={"name": "a.wav"}, headers=browser_headers,
                                  allow_redirects=False)
@@ -125,7 +124,7 @@ async def test_a_browser_form_deletes_and_goes_back_to_the_library(client, uploa
     response = await client.post("/delete", data={"name": "b.wav"}, headers=browser_headers,
                                  allow_redirects=False)
     assert response.status == 303 and response.headers["Location"] == "/list?deleted=b.wav"
-    assert not any(path.exists() for path in paths.values())
+    assert not any([await library.storage.exists(key) for key in keys])
     assert await listed(client) == ["c.wav"]
     # Followed, the redirect lands on the library page.
     response = await client.post("/delete", data={"name": "c.wav"}, headers=browser_headers)

@@ -19,6 +19,13 @@ from serverprocess import ServerProcess
 PASSWORD = "correct horse battery"
 
 
+@pytest.fixture(params=["sqlite", "postgresql+s3"])
+def backend(request) -> str:
+    """What this module tests does not depend on where the files are: each
+    metadata store and each storage once (SQLite+disk, PostgreSQL+S3)."""
+    return request.param
+
+
 @pytest.fixture
 def config(config):
     """Small budgets that refill too slowly to matter within a test, so a

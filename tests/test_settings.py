@@ -142,3 +142,18 @@ def test_a_postgresql_url_names_a_database():
     assert parse_database(" postgresql://u:p@h:5432/lib ") == "postgresql://u:p@h:5432/lib"
     with pytest.raises(ValueError, match="is not a database"):
         parse_database("postgresql://u:p@h:5432/")
+
+
+def test_object_storage_settings_from_the_environment():
+    values = defaults_from_environment({
+        "AUDIOSERVER_STORAGE": "s3://audio/library", "AUDIOSERVER_CACHE_SIZE": "0",
+        "AUDIOSERVER_CACHE_DIR": "/var/cache/audio", "AUDIOSERVER_S3_PATH_STYLE": "1",
+        "AUDIOSERVER_S3_REDIRECT": "off"})
+    assert values["storage"] == "s3://audio/library" and values["cache_size"] == 0
+    assert values["s3_path_style"] is True and values["s3_redirect"] is False
+    assert str(values["cache_dir"]) == "/var/cache/audio"
+    assert Config(**values).on_s3
+    for variable, text in [("AUDIOSERVER_STORAGE", "s3://"), ("AUDIOSERVER_STORAGE", "ftp://x"),
+                           ("AUDIOSERVER_S3_REDIRECT", "maybe")]:
+        with pytest.raises(ValueError, match=variable):
+            defaults_from_environment({variable: text})

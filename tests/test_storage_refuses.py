@@ -30,6 +30,13 @@ def immutable(path):
         subprocess.run(["chattr", "-i", str(path)], check=True)
 
 
+@pytest.fixture
+def backend() -> str:
+    """An immutable folder is the local disk's own refusal (an object store's
+    are in test_s3.py)."""
+    return "sqlite"
+
+
 def audio_dir(config):
     return config.data_dir / "audio"
 

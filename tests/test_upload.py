@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import audiofiles
+from stored import stored_files
 
 PROBLEM = "application/problem+json"
 
@@ -25,11 +26,6 @@ def handmade_form(filename: str, body: bytes) -> dict:
     data = (b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="'
             + filename.encode() + b'"\r\n\r\n' + body + b"\r\n--xyz--\r\n")
     return {"data": data, "headers": {"Content-Type": "multipart/form-data; boundary=xyz"}}
-
-
-def stored_files(library) -> list[str]:
-    """Everything on disk: published files and temporary uploads."""
-    return sorted(os.listdir(library.storage.audio_dir) + os.listdir(library.storage.temp_dir))
 
 
 async def problem_of(response, status: int) -> dict:
@@ -188,7 +184,7 @@ def ogg_crc(data: bytes) -> int:
 async def test_not_audio_is_415_and_nothing_is_kept(upload, library, data, why):
     body = await problem_of(await upload("x.wav", data), 415)
     assert "x.wav" in body["detail"]
-    assert stored_files(library) == []
+    assert await stored_files(library) == []
     assert not await library.db.exists("x.wav")
 
 
@@ -198,7 +194,7 @@ async def test_a_sync_word_then_garbage_is_not_readable_audio(upload, library):
     body = await problem_of(await upload("x.mp3", data), 415)
     assert "not readable audio" in body["detail"]
     assert "regular file" not in body["detail"] and "pipe" not in body["detail"]
-    assert stored_files(library) == []
+    assert await stored_files(library) == []
 
 
 async def test_taken_name_is_409_and_the_first_file_stays(client, upload):
@@ -221,7 +217,7 @@ async def test_several_files_are_stored_all_or_none(client, upload, library):
     ))
     assert (await problem_of(response, 409))["name"] == "taken.wav"
     assert not await library.db.exists("new.wav")
-    assert len(stored_files(library)) == 2  # taken.wav's own file and its .meta sidecar
+    assert len(await stored_files(library)) == 2  # taken.wav's own file and its .meta sidecar
 
 
 async def test_the_same_name_twice_in_one_upload_is_refused(client, library):
@@ -229,7 +225,7 @@ async def test_the_same_name_twice_in_one_upload_is_refused(client, library):
         ("twin.wav", audiofiles.wav()), ("twin.wav", audiofiles.wav()),
     ))
     assert "twice" in (await problem_of(response, 400))["detail"]
-    assert stored_files(library) == []
+    assert await stored_files(library) == []
 
 
 @pytest.mark.parametrize("name, reason", [
@@ -245,7 +241,7 @@ async def test_the_same_name_twice_in_one_upload_is_refused(client, library):
 async def test_bad_names_are_refused_never_rewritten(upload, library, name, reason):
     body = await problem_of(await upload(name), 400)
     assert reason in body["detail"]
-    assert stored_files(library) == []
+    assert await stored_files(library) == []
 
 
 async def test_names_are_kept_as_given_after_nfc(client, upload):
@@ -261,14 +257,14 @@ async def test_names_are_kept_as_given_after_nfc(client, upload):
 async def test_multipart_bad_filename_is_400(client, library):
     response = await client.post("/upload", **handmade_form("../etc/passwd", audiofiles.wav()))
     assert "'/'" in (await problem_of(response, 400))["detail"]
-    assert stored_files(library) == []
+    assert await stored_files(library) == []
 
 
 async def test_too_large_by_content_length_is_refused_before_the_body(upload, library, config):
     response = await upload("big.wav", io.BytesIO(b"\0" * (config.max_upload_size + 1)))
     body = await problem_of(response, 413)
     assert body["max_upload_size"] == config.max_upload_size
-    assert stored_files(library) == []
+    assert await stored_files(library) == []
 
 
 async def test_too_large_without_content_length_is_counted(client, library, config):
@@ -278,7 +274,7 @@ async def test_too_large_without_content_length_is_counted(client, library, conf
 
     response = await client.put("/upload", params={"name": "big.wav"}, data=endless())
     await problem_of(response, 413)
-    assert stored_files(library) == []
+    assert await stored_files(library) == []
 
 
 async def test_too_large_multipart_part_is_counted(client, library, config):
@@ -287,7 +283,7 @@ async def test_too_large_multipart_part_is_counted(client, library, config):
         ("small.wav", audiofiles.wav()), ("big.wav", b"\0" * (config.max_upload_size + 1)),
     ))
     assert (await problem_of(response, 413))["name"] == "big.wav"
-    assert stored_files(library) == []
+    assert await stored_files(library) == []
 
 
 async def test_exactly_the_limit_is_accepted(client, config):
@@ -326,7 +322,7 @@ async def test_malformed_multipart_is_400(client, library):
     request["data"] = request["data"][:-12]  # no closing boundary
     response = await client.post("/upload", **request)
     await problem_of(response, 400)
-    assert stored_files(library) == []
+    assert await stored_files(library) == []
 
 
 async def test_a_browser_form_post_is_redirected_to_the_page(client, browser_headers):

@@ -24,6 +24,13 @@ JSON = {"Accept": "application/json"}
 BROWSER = {"Accept": "text/html"}
 
 
+@pytest.fixture(params=["sqlite", "postgresql+s3"])
+def backend(request) -> str:
+    """What this module tests does not depend on where the files are: each
+    metadata store and each storage once (SQLite+disk, PostgreSQL+S3)."""
+    return request.param
+
+
 @pytest.fixture
 def users_config(config) -> Config:
     return replace(config, auth="users")
@@ -48,6 +55,8 @@ async def alice(users_client) -> dict:
 # No path of the machine in an answer
 
 
+# Changes the stored file behind the server's back: the local disk's own test.
+@pytest.mark.parametrize("backend", ["sqlite"])
 @pytest.mark.parametrize("headers", [JSON, BROWSER])
 async def test_a_stored_file_that_cannot_be_opened_names_no_path(client, upload, config, capfd,
                                                                  headers):

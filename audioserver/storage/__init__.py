@@ -11,7 +11,7 @@ StartupError when the storage is not there; FileNotFoundError for a key
 with no file (deleted meanwhile).
 """
 
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator, Protocol
 
@@ -20,9 +20,31 @@ from .staging import Upload
 
 
 def storage_for(config: Config) -> "Storage":
-    """The storage the configuration names, not yet checked or created."""
-    from .local import LocalStorage  # imported here: it builds on this module
-    return LocalStorage(config.data_dir)
+    """The storage the configuration names, not yet opened, checked or created."""
+    # Imported here: they build on this module.
+    if config.on_s3:
+        from .s3 import S3Storage
+        return S3Storage(config)
+    from .local import LocalStorage
+    if config.storage is None:
+        return LocalStorage(config.data_dir)
+    return LocalStorage(Path(config.storage), data_dir=config.data_dir)
+
+
+@asynccontextmanager
+async def open_storage(config: Config) -> AsyncIterator["Storage"]:
+    """The storage the configuration names, with its connection (an object
+    store's client) open inside the block; not yet checked or created."""
+    storage = storage_for(config)
+    opener = getattr(storage, "open", None)  # a local directory needs no connection
+    if opener is None:
+        yield storage
+        return
+    await opener()
+    try:
+        yield storage
+    finally:
+        await storage.close()
 
 
 class Storage(Protocol):
@@ -60,6 +82,10 @@ class Storage(Protocol):
         """Store finished uploads, all or none, under new keys, each with its
         `.meta` sidecar (meta.py); return the keys. A file is never visible
         under its key without its sidecar, nor half written."""
+
+    async def store_as(self, key: str, source: Path, meta: bytes) -> str:
+        """Store the local file `source` under an existing row's `key`, with
+        its `.meta` (migrate moves files so); the sha256 of what was stored."""
 
     # Deleting, all or nothing with the row (see Library.remove).
 
@@ -123,6 +149,9 @@ class Storage(Protocol):
 
     async def stored_keys(self) -> set[str]:
         """Keys of every stored audio file (for reconcile and recover)."""
+
+    async def stored_sizes(self) -> dict[str, int]:
+        """The size of every stored audio file, by key (for check)."""
 
     async def exists(self, key: str) -> bool:
         """Whether the file of `key` is stored (not deleted, nor set aside)."""

@@ -38,15 +38,19 @@ __all__ = ["AUDIO_DIR", "TEMP_DIR", "TEMP_SUFFIX", "TRASH_SUFFIX", "LocalStorage
 class LocalStorage(Staging):
     """Audio files in a directory on the local disk."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, data_dir: Path | None = None):
         super().__init__(root / TEMP_DIR)
+        self.data_dir = data_dir
         self.audio_dir = root / AUDIO_DIR
         self.label = str(self.audio_dir)
 
     async def create(self) -> None:
-        """Create the directories of a new data directory."""
+        """Create the directories of a new data directory (or --storage DIR)."""
         self.audio_dir.mkdir(parents=True, exist_ok=True)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
+        if self.data_dir is not None:
+            # SQLite's file stays there when the files are elsewhere.
+            self.data_dir.mkdir(parents=True, exist_ok=True)
 
     async def check_present(self) -> None:
         if not self.audio_dir.is_dir():
@@ -110,6 +114,23 @@ class LocalStorage(Staging):
             self._remove(keys)
             raise
         return keys
+
+    async def store_as(self, key: str, source: Path, meta: bytes) -> str:
+        """Copy the local file `source` in under `key` with its `.meta`, for
+        migrate; the sha256 of the bytes written."""
+        upload = await self.copy_in(source)
+        try:
+            await asyncio.to_thread(self._store_as, key, upload, meta)
+        except BaseException:
+            await self.discard(upload)
+            raise
+        return upload.sha256
+
+    def _store_as(self, key: str, upload: Upload, meta: bytes) -> None:
+        with refusal_is_503(STORE_REFUSED):
+            self._write_durably(self.sidecar(key, META_SUFFIX), meta)
+            os.rename(upload.path, self.path(key))
+        _fsync_dir(self.audio_dir)
 
     async def trash(self, key: str) -> bool:
         """Rename the file aside, the step of a delete that can be undone;
@@ -286,6 +307,14 @@ class LocalStorage(Staging):
 
     def _stored_keys(self) -> set[str]:
         return {entry.name for entry in os.scandir(self.audio_dir) if "." not in entry.name}
+
+    async def stored_sizes(self) -> dict[str, int]:
+        """The size of every audio file present, by key."""
+        return await asyncio.to_thread(self._stored_sizes)
+
+    def _stored_sizes(self) -> dict[str, int]:
+        return {entry.name: entry.stat().st_size for entry in os.scandir(self.audio_dir)
+                if "." not in entry.name}
 
     async def count_stored(self) -> int:
         """How many audio files there are; 0 if there is no storage directory."""

@@ -10,6 +10,7 @@ stable across restores) and If-Range takes either form, as RFC 9110 says.
 """
 
 import asyncio
+import functools
 import re
 import unicodedata
 import urllib.parse
@@ -17,7 +18,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
-from typing import AsyncIterator, Callable, NamedTuple
+from typing import AsyncIterator, Awaitable, Callable, NamedTuple
 
 from aiohttp import web
 
@@ -39,13 +40,18 @@ class Body(NamedTuple):
     filename: str
     local_path: Callable[[], Path | None]
     open_range: Callable[[int, int], AbstractAsyncContextManager[AsyncIterator[bytes]]]
+    # --s3-redirect: a short-lived link from which the store serves the
+    # bytes, given the type and disposition; None to send them ourselves.
+    presigned_url: Callable[[str, str], Awaitable[str]] | None = None
 
 
-def stored_file(record: AudioRecord, storage: Storage) -> Body:
+def stored_file(record: AudioRecord, storage: Storage, redirect: bool = False) -> Body:
     key = record.storage_key
+    # Only an object store has links to give (config.py checks --s3-redirect).
+    presigned_url = functools.partial(storage.presigned_url, key) if redirect else None
     return Body(f'"{record.sha256}"', record.size, record.content_type, record.name,
                 lambda: storage.local_path(key),
-                lambda start, end: storage.open_range(key, start, end))
+                lambda start, end: storage.open_range(key, start, end), presigned_url)
 
 
 def stored_sidecar(record: AudioRecord, storage: Storage, suffix: str, etag: str, size: int,
@@ -70,10 +76,22 @@ async def file_response(request: web.Request, record: AudioRecord, body: Body, i
         return web.Response(status=304, headers=headers)
     headers["Content-Type"] = body.content_type
     headers["Content-Disposition"] = content_disposition(body.filename, inline)
+    if body.presigned_url is not None:
+        return await _redirect(body, headers)
     byte_range = None
     if _range_applies(request, body.etag, modified):
         byte_range = parse_range(request.headers.get("Range", ""), body.size)
     return await _send(request, body, byte_range, headers)
+
+
+async def _redirect(body: Body, headers: dict) -> web.Response:
+    """--s3-redirect: the store serves the bytes (ranges included) from a
+    short-lived presigned URL, which only we make: nothing of the request
+    goes into it but the record's own name and type."""
+    url = await body.presigned_url(headers["Content-Type"], headers["Content-Disposition"])
+    # The link expires: no cache may keep the redirect.
+    return web.Response(status=302, headers={
+        "Location": url, "Cache-Control": "private, no-store", "ETag": headers["ETag"]})
 
 
 async def _send(request, body: Body, byte_range, headers: dict) -> web.StreamResponse:
@@ -86,10 +104,10 @@ async def _send(request, body: Body, byte_range, headers: dict) -> web.StreamRes
     response.content_length = count
     # Opened before the headers go, so a file deleted meanwhile is still a 404.
     async with AsyncExitStack() as stack:
-        path = body.local_path()
+        file = None
         try:
-            if path is not None:
-                file = await asyncio.to_thread(open, path, "rb")
+            file = await _open_local(body)
+            if file is not None:
                 # Read-only: closing does not wait for the disk.
                 stack.callback(file.close)
             else:
@@ -98,13 +116,26 @@ async def _send(request, body: Body, byte_range, headers: dict) -> web.StreamRes
             raise NotFound("the file was deleted while it was being requested") from None
         await response.prepare(request)
         if request.method != "HEAD" and count:
-            if path is not None:
+            if file is not None:
                 await asyncio.get_running_loop().sendfile(request.transport, file, start, count)
             else:
                 async for chunk in chunks:
                     await response.write(chunk)
         await response.write_eof()
         return response
+
+
+async def _open_local(body: Body):
+    """The file opened on this machine, for sendfile; None when there is
+    none. A cached copy evicted meanwhile is only a miss: open_range asks
+    the storage again (and on the local disk, finds the file gone too)."""
+    path = body.local_path()
+    if path is None:
+        return None
+    try:
+        return await asyncio.to_thread(open, path, "rb")
+    except FileNotFoundError:
+        return None
 
 
 def etag_matches(request: web.Request, etag: str) -> bool | None:

@@ -36,9 +36,10 @@ ERRORS = {
     416: "The byte range is outside the file",
     422: "The stored file could not be decoded to the end",
     429: "Over a rate limit, or too many failed sign-ins: wait Retry-After seconds",
-    503: "The server's storage refused the change (read-only or immutable); nothing "
+    503: "The server's storage refused the change (read-only or immutable), or an object "
+         "store is not answering (then Retry-After says when to try again); nothing "
          "changed. On /readyz: a backend did not answer (`down` names it), or the server "
-         "is stopping; Retry-After says when to ask again",
+         "is stopping",
     507: "The server's disk is full; nothing was kept or changed",
 }
 
@@ -148,8 +149,10 @@ def _paths() -> dict:
             "responses": {
                 "200": _audio("The whole file"),
                 "206": _audio("The range asked for", {"Content-Range": _plain_header()}),
+                "302": _redirect("With --s3-redirect: to a link the object store serves "
+                                 "for 5 minutes"),
                 "304": {"description": "Not modified since the copy the client has"},
-                **_problems(400, 404, 410, 416),
+                **_problems(400, 404, 410, 416, 503),
             }}},
         "/preview": {"get": {
             "summary": "What a player plays: the file's own bytes where every current browser "
@@ -244,7 +247,7 @@ def _paths() -> dict:
                                         f"Min/max pairs to return (default {DEFAULT_POINTS})")],
             "responses": {"200": _json(_ref("schemas", "Waveform"), "The peaks"),
                           "304": {"description": "The peaks the client has are current"},
-                          **_problems(400, 404, 410, 422)}}},
+                          **_problems(400, 404, 410, 422, 503)}}},
         "/delete": {
             "get": {"summary": "A page asking which file to delete", "operationId": "deleteForm",
                     "parameters": [_query("name", {"type": "string"},
@@ -263,7 +266,7 @@ def _paths() -> dict:
                                   "visibility": {"type": "string"},
                                   "csrf_token": CSRF_FIELD}),
             "responses": {"200": record_ok, "303": _redirect("A browser: to the file's page"),
-                          **_problems(400, 401, 403, 404, 408, 410, 413, 507)}}},
+                          **_problems(400, 401, 403, 404, 408, 410, 413, 503, 507)}}},
         "/login": {
             "get": {"summary": "The sign-in page (--auth users)", "operationId": "loginForm",
                     "parameters": [_query("next", {"type": "string"}, "Where to go after")],

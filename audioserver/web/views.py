@@ -76,7 +76,9 @@ async def download(request: web.Request) -> web.StreamResponse:
     library = request.app[library_key]
     record = await library.db.get(name, _viewer(request))
     inline = request.query.get("inline", "").lower() in TRUE_WORDS
-    return await file_response(request, record, stored_file(record, library.storage), inline)
+    redirect = request.app[config_key].s3_redirect
+    return await file_response(request, record, stored_file(record, library.storage, redirect),
+                               inline)
 
 
 async def preview(request: web.Request) -> web.StreamResponse:
