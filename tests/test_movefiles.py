@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 
 import audiofiles
-from audioserver.library import Staged, open_library
+from audioserver.library import COVER_SUFFIX, Staged, open_library
 from serverprocess import command
 
 
@@ -57,3 +57,18 @@ async def test_a_new_library_may_keep_its_files_in_another_directory(tmp_path, c
     assert (tmp_path / "files" / "audio" / record.storage_key).read_bytes() == \
         source.read_bytes()
     assert config.db_path.exists() and not (config.data_dir / "audio").exists()
+
+
+async def test_the_cover_art_moves_with_its_file(config, s3_url, tmp_path):
+    cover = audiofiles.png(4, 4)
+    source = tmp_path / "covered.mp3"
+    source.write_bytes(audiofiles.with_id3(audiofiles.encode(1.0, "MP3"), cover=cover,
+                                           title="Covered"))
+    async with open_library(config) as library:
+        await library.add([Staged("covered.mp3", await library.storage.copy_in(source))])
+    moved = command(config, "migrate", "--to-storage", s3_url, "--s3-path-style")
+    assert moved.returncode == 0, moved.stderr
+    async with open_library(replace(config, storage=s3_url, s3_path_style=True)) as library:
+        record = await library.db.get("covered.mp3")
+        assert record.cover == "image/png"
+        assert await library.storage.read_sidecar(record.storage_key, COVER_SUFFIX) == cover

@@ -1,12 +1,13 @@
 """`python -m audioserver migrate --to-storage DIR|s3://BUCKET/PREFIX`: move
 the stored files of a library between a directory and a bucket.
 
-Every row's file is copied under the same key with its `.meta`, and checked
+Every row's file is copied under the same key with its `.meta` and its
+cover art, and checked
 by sha256 as it is written: the database needs no change. A file the target
 already holds with the row's size is skipped (it was checked when copied),
 so running it again finishes a run that was interrupted. The source is not
-changed. Derived data (waveform peaks) is not copied: it is made again on
-first use.
+changed. Derived data (waveform peaks, previews) is not copied: it is made
+again on first use.
 """
 
 import sys
@@ -14,7 +15,7 @@ from dataclasses import replace
 
 from ..config import Config
 from ..errors import AudioServerError, StartupError
-from ..library import open_library
+from ..library import COVER_SUFFIX, open_library
 from ..storage import meta, open_storage
 from .importer import ProgressBar
 
@@ -55,6 +56,7 @@ async def _copy(library, target) -> tuple[int, int, list[str]]:
             present += 1
             continue
         try:
+            await _copy_cover(library.storage, target, record)
             async with library.storage.local_copy(record.storage_key) as path:
                 sha256 = await target.store_as(record.storage_key, path, meta.encode(record))
         except FileNotFoundError:
@@ -67,6 +69,17 @@ async def _copy(library, target) -> tuple[int, int, list[str]]:
         copied += 1
     progress.finish()
     return copied, present, failed
+
+
+async def _copy_cover(source, target, record) -> None:
+    """The cover art, the one sidecar that is not made again when asked for
+    (peaks and previews are). It goes before the file, whose presence in the
+    target is what makes a later run skip it."""
+    if record.cover is None:
+        return
+    data = await source.read_sidecar(record.storage_key, COVER_SUFFIX)
+    if data is not None:
+        await target.write_sidecar(record.storage_key, COVER_SUFFIX, data)
 
 
 def _fail(message: str) -> int:
