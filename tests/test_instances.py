@@ -9,6 +9,7 @@ import concurrent.futures
 import hashlib
 import http.client
 import json
+import os
 import re
 import signal
 import struct
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Callable, NamedTuple
 
 import psutil
 import pytest
@@ -34,14 +36,26 @@ JSON = {"Accept": "application/json"}
 MiB = 2**20
 
 
+class SharedLibrary(NamedTuple):
+    """What the instances of one library share: `args(i)` are instance i's
+    arguments, `env` what every process needs to reach the store."""
+
+    args: Callable[[int], list[str]]
+    env: dict
+
+
 @pytest.fixture(scope="session")
-def shared_storage(tmp_path_factory):
-    """Makes a library's storage for a group of instances: the arguments that
-    give instance number `i` its share of it. Today one data directory for
-    all of them; with S3, one bucket for all and a data directory each."""
-    def new_library():
-        shared = tmp_path_factory.mktemp("shared") / "data"
-        return lambda i: ["--data-dir", str(shared)]
+def shared_storage(tmp_path_factory, s3):
+    """Makes a library's storage for a group of instances: one bucket (a
+    prefix of the session's) for all of them, and a data directory each, as
+    on several machines: uploads in flight, the cache and the metrics stay
+    an instance's own."""
+    def new_library() -> SharedLibrary:
+        url = s3.new_library()
+        data = [tmp_path_factory.mktemp("instance") / "data" for _ in range(2)]
+        return SharedLibrary(
+            lambda i: ["--data-dir", str(data[i]), "--storage", url, "--s3-path-style"],
+            s3.environ())
     return new_library
 
 
@@ -55,18 +69,20 @@ class Instances:
         for i in range(2):
             logs = tmp_path / f"instance-{i}"
             logs.mkdir()
-            server = ServerProcess(logs / "unused", logs, workers=2, env=INSTANCE_ENV)
+            server = ServerProcess(logs / "unused", logs, workers=2,
+                                   env={**INSTANCE_ENV, **storage.env})
             self.servers.append(server)
             server.start([sys.executable, "-m", "audioserver", "--port", str(server.port),
-                          "--workers", "2", *storage(i), "--database", database,
+                          "--workers", "2", *storage.args(i), "--database", database,
                           "--redis", redis, "--auth", "users", "--trusted-proxy", "127.0.0.1",
                           "--read-rate", READ_RATE, *flags])
 
     def command(self, *args: str, stdin: str = ""):
         """`python -m audioserver ARGS` on this library."""
-        return subprocess.run([sys.executable, "-m", "audioserver", *args, *self.storage(0),
-                               "--database", self.database], input=stdin,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run([sys.executable, "-m", "audioserver", *args,
+                               *self.storage.args(0), "--database", self.database],
+                              input=stdin, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, **self.storage.env})
 
     def account(self, name: str) -> dict:
         """A new account and the headers of an API token for it."""

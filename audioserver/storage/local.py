@@ -109,6 +109,7 @@ class LocalStorage(Staging):
                     # The sidecar first: an audio file in place always has one.
                     self._write_durably(self.sidecar(key, META_SUFFIX), meta)
                     os.rename(upload.path, self.path(key))
+                upload.close()
             _fsync_dir(self.audio_dir)
         except BaseException:
             self._remove(keys)
@@ -130,6 +131,7 @@ class LocalStorage(Staging):
         with refusal_is_503(STORE_REFUSED):
             self._write_durably(self.sidecar(key, META_SUFFIX), meta)
             os.rename(upload.path, self.path(key))
+        upload.close()
         _fsync_dir(self.audio_dir)
 
     async def trash(self, key: str) -> bool:

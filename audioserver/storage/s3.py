@@ -249,6 +249,7 @@ class S3Storage(Staging):
             log.warning("could not cache %s: %s", key, exc)
         finally:
             upload.path.unlink(missing_ok=True)
+            upload.close()
 
     async def _forget(self, keys: list[str]) -> None:
         """Undo a publish that failed; with the store down, log what stays."""

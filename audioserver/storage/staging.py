@@ -8,6 +8,7 @@ class and publishes the finished upload its own way.
 
 import asyncio
 import errno
+import fcntl
 import hashlib
 import os
 import secrets
@@ -34,6 +35,14 @@ class Upload:
         self.size = 0
         self._hash = hashlib.sha256()
         self._file = open(path, "xb")
+        # Locked until published or discarded: instances on one machine may
+        # share the directory, and one that starts removes only the files
+        # no live process holds (remove_temp_leftovers). One that looked in
+        # between the open and the lock may have taken the file: say so.
+        fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
+        if os.fstat(self._file.fileno()).st_nlink == 0:
+            self._file.close()
+            raise FileNotFoundError(errno.ENOENT, "removed as it was made", str(path))
         self._pending: asyncio.Future | None = None
 
     @property
@@ -62,10 +71,14 @@ class Upload:
             self.size += len(chunk)
 
     def finish(self) -> None:
-        """Flush and fsync, so a rename later publishes complete bytes."""
+        """Flush and fsync, so a rename later publishes complete bytes. The
+        file stays open, and locked, until close()."""
         with disk_full_is_507():
             self._file.flush()
             os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        """Once published (renamed away or sent): the lock has done its work."""
         self._file.close()
 
     def discard(self) -> None:
@@ -84,7 +97,10 @@ class Staging:
 
     async def open_upload(self) -> Upload:
         with refusal_is_503(STORE_REFUSED):
-            return await asyncio.to_thread(Upload, self.temp_path())
+            try:
+                return await asyncio.to_thread(Upload, self.temp_path())
+            except FileNotFoundError:  # taken by a starting instance: once is rare enough
+                return await asyncio.to_thread(Upload, self.temp_path())
 
     async def copy_in(self, source: Path, chunk_size: int = 1024 * 1024) -> Upload:
         """A finished upload holding a copy of the local file `source`."""
@@ -117,9 +133,25 @@ class Staging:
     def _remove_temp_leftovers(self) -> list[str]:
         removed = []
         for entry in os.scandir(self.temp_dir):
-            os.unlink(entry.path)
-            removed.append(entry.name)
+            if _remove_unless_held(entry.path):
+                removed.append(entry.name)
         return removed
+
+
+def _remove_unless_held(path: str) -> bool:
+    """Remove a temporary file unless a live process holds its lock (an
+    upload another instance sharing the directory is receiving). The lock
+    is held while removing, so the file cannot be taken up meanwhile."""
+    try:
+        with open(path, "rb") as file:
+            try:
+                fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            os.unlink(path)
+    except FileNotFoundError:
+        return False  # its owner published or discarded it meanwhile
+    return True
 
 
 @contextmanager
