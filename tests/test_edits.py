@@ -25,8 +25,8 @@ async def patch(client, name: str, body, content_type: str = MERGE_PATCH, **head
                               headers={"Content-Type": content_type, **headers})
 
 
-def meta_of(library, record) -> dict:
-    return json.loads(library.storage.sidecar(record.storage_key, "meta").read_bytes())
+async def meta_of(library, record) -> dict:
+    return json.loads(await library.storage.read_meta(record.storage_key))
 
 
 async def test_a_merge_patch_changes_the_text_fields(client, upload, library):
@@ -44,8 +44,8 @@ async def test_a_merge_patch_changes_the_text_fields(client, upload, library):
     listed = await (await client.get("/list", params={"q": "humpback"})).json()
     assert [item["name"] for item in listed] == ["whale.mp3"]
     record = await library.db.get("whale.mp3")
-    assert meta_of(library, record)["texts"]["title"] == "Humpback"
-    assert "album" not in meta_of(library, record)["texts"]
+    assert (await meta_of(library, record))["texts"]["title"] == "Humpback"
+    assert "album" not in (await meta_of(library, record))["texts"]
 
 
 async def test_edits_never_touch_the_bytes_or_the_download_etag(client, upload, library):
@@ -60,7 +60,7 @@ async def test_edits_never_touch_the_bytes_or_the_download_etag(client, upload, 
     renamed = await library.db.get("renamed.mp3")
     # The key is the server's: a rename changes the row and the sidecar only.
     assert renamed.storage_key == record.storage_key
-    assert meta_of(library, renamed)["name"] == "renamed.mp3"
+    assert (await meta_of(library, renamed))["name"] == "renamed.mp3"
     assert (await client.get("/info", params={"name": "whale.mp3"})).status == 404
 
 
@@ -71,7 +71,7 @@ async def test_a_rename_to_a_taken_name_is_409_and_changes_nothing(client, uploa
     assert response.status == 409
     assert "taken" in (await response.json())["detail"]
     record = await library.db.get("a.wav")
-    assert record.title is None and meta_of(library, record)["name"] == "a.wav"
+    assert record.title is None and (await meta_of(library, record))["name"] == "a.wav"
 
 
 @pytest.mark.parametrize("body, content_type, status, words", [

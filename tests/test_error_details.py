@@ -19,6 +19,7 @@ async def replace_stored(library, name: str, data: bytes | None) -> str:
     return str(path)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # bytes changed on the disk
 @pytest.mark.parametrize("route", ["/waveform", "/preview"])
 async def test_an_undecodable_file_says_what_it_means_and_what_to_do(
         client, upload, library, capfd, route):
@@ -41,6 +42,7 @@ async def test_a_refused_upload_says_it_in_words(client, upload):
     assert "libsndfile" not in detail and "send WAV, FLAC" in detail
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # a directory where the file was
 @pytest.mark.parametrize("route", ["/download", "/preview", "/waveform", "/cover", "/info"])
 async def test_no_answer_names_a_path_of_the_machine(client, upload, library, config,
                                                      browser_headers, route):
