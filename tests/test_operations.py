@@ -49,6 +49,7 @@ async def test_health_checks_spend_no_budget(client):
     assert (await client.get("/list")).headers["RateLimit-Remaining"] == "2"
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # the disk unmounted (test_s3: the store down)
 async def test_not_ready_names_the_backend_and_nothing_of_the_machine(client, config):
     shutil.move(config.data_dir / "audio", config.data_dir / "elsewhere")
     answer = await client.get("/readyz")

@@ -263,7 +263,11 @@ async def test_a_store_killed_mid_upload_is_a_503_and_cached_files_are_still_ser
     # A delete needs the store: refused, and the file stays.
     response = await client.delete("/delete", params={"name": "kept.wav"})
     assert response.status == 503 and "Retry-After" in response.headers
+    # A load balancer asking sends clients elsewhere meanwhile.
+    response = await client.get("/readyz")
+    assert response.status == 503 and (await response.json())["down"] == ["storage"]
     await asyncio.to_thread(own_s3.start)
+    assert (await client.get("/readyz")).status == 200
     response = await client.get("/download", params={"name": "kept.wav"})
     assert response.status == 200 and await response.read() == kept
     assert (await client.put("/upload", params={"name": "b.wav"}, data=data)).status == 201
