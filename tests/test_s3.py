@@ -153,11 +153,12 @@ async def _until(condition, timeout: float = 10.0) -> None:
 @pytest.mark.parametrize("variable, value, says", [
     ("AWS_SECRET_ACCESS_KEY", "not-the-secret", "refused the credentials"),
     ("AWS_ACCESS_KEY_ID", "nobody", "refused the credentials"),
-    ("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}", "cannot be reached"),
+    ("AWS_ENDPOINT_URL", "http://127.0.0.1:{free_port}", "cannot be reached"),
 ])
 def test_a_store_that_refuses_or_is_away_stops_the_server_saying_why(
         config, monkeypatch, variable, value, says):
-    monkeypatch.setenv(variable, value)
+    # The port is chosen here, not in the test's id: every collection must agree.
+    monkeypatch.setenv(variable, value.format(free_port=free_port()))
     done = audioserver(config.data_dir, "--storage", config.storage, "--s3-path-style",
                        "--port", str(free_port()))
     assert done.returncode == 1
