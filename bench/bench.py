@@ -21,6 +21,7 @@ import threading
 import time
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 
 import aiohttp
 import psutil
@@ -29,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 from upload_memory import WavSource  # noqa: E402
 
+from audioserver.storage import meta  # noqa: E402
 from audioserver.web.listing import encode_cursor  # noqa: E402
 from pgserver import PostgresServer  # noqa: E402
 from serverprocess import ServerProcess, free_port  # noqa: E402
@@ -446,8 +448,14 @@ def fill_library(data_dir: Path, count: int) -> None:
         (data_dir / "audio" / key).touch()
         frames = 44100 * (1 + index * 7919 % 600)  # durations spread over 10 minutes
         name = f"file{index:06d}.wav"
+        created_at = f"2026-01-01T00:00:{index % 60:02d}Z"
         rows.append((name, name, key, frames / 44100, frames, 44100, 2, "WAV", "PCM_16",
-                     "audio/wav", frames * 4 + 44, "0" * 64, f"2026-01-01T00:00:{index % 60:02d}Z"))
+                     "audio/wav", frames * 4 + 44, "0" * 64, created_at))
+        # With its .meta, as every stored file has: without, the first start
+        # would write (and fsync) 100,000 of them.
+        (data_dir / "audio" / f"{key}.meta").write_bytes(meta.encode(SimpleNamespace(
+            name=name, owner=None, visibility="public", created_at=created_at,
+            sha256="0" * 64, size=frames * 4 + 44, texts=dict)))
     db = sqlite3.connect(data_dir / "audioserver.sqlite3")
     with db:
         db.executemany(
