@@ -182,13 +182,15 @@ class AudioStore(Protocol):
                      ) -> AudioRecord: ...
 
     async def set_visibility(self, name: str, visibility: str,
-                             before_commit: BeforeCommit | None = None) -> AudioRecord: ...
+                             before_commit: BeforeCommit | None = None) -> AudioRecord:
+        """edit(name, {"visibility": visibility}, before_commit)."""
 
     async def edit(self, name: str, changes: dict, before_commit: BeforeCommit | None = None
                    ) -> AudioRecord:
-        """Set `changes` (a new `name`, models.EDITABLE_FIELDS) on the row
-        `name` and return it; NotFound, or NameTaken for a name in use.
-        `before_commit(before, after)` as for set_visibility."""
+        """Set `changes` (a new `name`, `visibility`, models.EDITABLE_FIELDS)
+        on the row `name` and return it; NotFound, or NameTaken for a name in
+        use. `before_commit(before, after)`, if given, runs inside the
+        transaction and returns an async undo, awaited if the commit fails."""
 
     async def set_available(self, keys: list[str], available: bool) -> None: ...
 

@@ -128,7 +128,7 @@ COLUMNS = (
 INSERT = (f"INSERT INTO audio ({COLUMNS}, name_folded, tags_folded) VALUES "
           f"({', '.join(f'${n}' for n in range(1, COLUMNS.count(',') + 4))})")
 # What an edit writes: the name and the text fields, with their folded forms.
-EDITED = ("name", "name_folded", *EDITABLE_FIELDS, "tags_folded")
+EDITED = ("name", "name_folded", "visibility", *EDITABLE_FIELDS, "tags_folded")
 # Any constant will do; it only has to be the same in every instance.
 MIGRATION_LOCK = 0x617564696F
 BUMP_VERSION = "UPDATE data_version SET version = version + 1"
@@ -397,27 +397,8 @@ class PostgresDatabase:
 
     async def set_visibility(self, name: str, visibility: str,
                              before_commit=None) -> AudioRecord:
-        """Change the visibility of `name`. `before_commit(before, after)`, if
-        given, runs inside the transaction and returns an async undo, which
-        is awaited if the commit then fails."""
-        undo = None
-        try:
-            async with self.transaction() as conn:
-                row = await conn.fetchrow(
-                    f"SELECT {COLUMNS} FROM audio WHERE name = $1 FOR UPDATE", name)
-                if row is None:
-                    raise no_audio(name)
-                await conn.execute("UPDATE audio SET visibility = $1 WHERE name = $2",
-                                   visibility, name)
-                before = AudioRecord(*row)
-                after = before._replace(visibility=visibility)
-                if before_commit is not None:
-                    undo = await before_commit(before, after)
-        except BaseException:
-            if undo is not None:
-                await undo()
-            raise
-        return after
+        """Change the visibility of `name`: an edit of that one column."""
+        return await self.edit(name, {"visibility": visibility}, before_commit)
 
     async def edit(self, name: str, changes: dict, before_commit=None) -> AudioRecord:
         """Change the name or text fields of `name` (see AudioStore.edit)."""
@@ -434,7 +415,7 @@ class PostgresDatabase:
                 try:
                     await conn.execute(
                         f"UPDATE audio SET {sets} WHERE name = ${len(EDITED) + 1}",
-                        after.name, after.name.casefold(),
+                        after.name, after.name.casefold(), after.visibility,
                         *(getattr(after, field) for field in EDITABLE_FIELDS),
                         after.tags_folded(), name)
                 except asyncpg.UniqueViolationError:

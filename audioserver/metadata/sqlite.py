@@ -504,28 +504,8 @@ class Database:
 
     async def set_visibility(self, name: str, visibility: str,
                              before_commit=None) -> AudioRecord:
-        """Change the visibility of `name`. `before_commit(before, after)`, if
-        given, runs inside the transaction and returns an async undo, which
-        is awaited if the commit then fails."""
-        undo = None
-        try:
-            async with self.transaction() as conn:
-                cursor = await conn.execute(f"SELECT {COLUMNS} FROM audio WHERE name = ?", (name,))
-                row = await cursor.fetchone()
-                await cursor.close()
-                if row is None:
-                    raise no_audio(name)
-                await conn.execute("UPDATE audio SET visibility = ? WHERE name = ?",
-                                   (visibility, name))
-                before = _record(row)
-                after = before._replace(visibility=visibility)
-                if before_commit is not None:
-                    undo = await before_commit(before, after)
-        except BaseException:
-            if undo is not None:
-                await undo()
-            raise
-        return after
+        """Change the visibility of `name`: an edit of that one column."""
+        return await self.edit(name, {"visibility": visibility}, before_commit)
 
     async def edit(self, name: str, changes: dict, before_commit=None) -> AudioRecord:
         """Change the name or text fields of `name` (see AudioStore.edit)."""
@@ -677,11 +657,11 @@ def _values(record: AudioRecord) -> tuple:
 
 
 # What an edit writes: the name and the text fields, with their folded forms.
-EDITED = ("name", "name_folded", *EDITABLE_FIELDS, "tags_folded")
+EDITED = ("name", "name_folded", "visibility", *EDITABLE_FIELDS, "tags_folded")
 
 
 def _edited(record: AudioRecord) -> tuple:
-    return (record.name, record.name.casefold(),
+    return (record.name, record.name.casefold(), record.visibility,
             *(getattr(record, field) for field in EDITABLE_FIELDS), record.tags_folded())
 
 
