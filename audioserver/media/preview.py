@@ -17,12 +17,12 @@ their key, so none of these goes stale.
 """
 
 import asyncio
-import logging
 from typing import NamedTuple
 
-from ..errors import NotFound, StorageRefused, Undecodable
+from ..errors import NotFound, Undecodable
 from ..models import AudioRecord
 from ..storage import Storage
+from . import derived
 from .encode import CODECS, codec_for
 from .probe import ProbePool
 
@@ -42,7 +42,6 @@ NATIVE_MAX_CHANNELS = 2
 # on one core, a fifth of that when the machine is busy.
 SECONDS_PER_AUDIO_SECOND = 0.2
 
-log = logging.getLogger(__name__)
 
 
 class Preview(NamedTuple):
@@ -119,15 +118,14 @@ class Previews:
         try:
             await self.storage.finish(target)
             if not await self._encode(record, target.path):
-                await self._keep_small(record, NATIVE_SUFFIX, b"plays as it is\n")
+                await derived.keep(self.storage, record, NATIVE_SUFFIX, b"plays as it is\n",
+                                   "preview finding")
                 return None
             suffix = preview_suffix(record)
             await self.storage.write_sidecar_file(record.storage_key, suffix, target.path)
         finally:
             await self.storage.discard(target)
-        if not await self.storage.exists(record.storage_key):
-            # Deleted meanwhile: the delete removed the sidecars there were.
-            await self.storage.remove_sidecar(record.storage_key, suffix)
+        if await derived.drop_if_deleted(self.storage, record, suffix):
             raise NotFound("the file was deleted while its preview was made")
         return await self._stored(record)
 
@@ -138,22 +136,11 @@ class Previews:
                 return await self.pool.preview(path, target, record.name, record.format,
                                                record.frames, time_limit)
         except Undecodable as exc:
-            await self._keep_small(record, FAILED_SUFFIX, exc.detail.encode())
+            await derived.keep(self.storage, record, FAILED_SUFFIX, exc.detail.encode(),
+                               "preview failure")
             raise
         except FileNotFoundError:
             raise NotFound("the file was deleted while its preview was made") from None
-
-    async def _keep_small(self, record: AudioRecord, suffix: str, data: bytes) -> None:
-        """Remember what the worker found; if the storage refuses, it is
-        found again next time."""
-        try:
-            await self.storage.write_sidecar(record.storage_key, suffix, data)
-        except StorageRefused as exc:
-            log.warning("the storage refused to keep what the preview of %r found (%s)",
-                        record.name, exc.__cause__)
-            return
-        if not await self.storage.exists(record.storage_key):
-            await self.storage.remove_sidecar(record.storage_key, suffix)
 
     async def close(self) -> None:
         """Stop previews in flight (before the pool goes, see Waveforms.close)."""

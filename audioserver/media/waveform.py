@@ -14,11 +14,11 @@ files never change under their key, so neither goes stale.
 
 import asyncio
 import json
-import logging
 
-from ..errors import BadRequest, NotFound, StorageRefused, Undecodable
+from ..errors import BadRequest, NotFound, Undecodable
 from ..models import AudioRecord
 from ..storage import Storage
+from . import derived
 from .probe import ProbePool
 
 DEFAULT_POINTS = 1000
@@ -27,7 +27,6 @@ MAX_POINTS = 10_000
 PEAKS_VERSION = 1
 FAILED_SUFFIX = f"peaks{PEAKS_VERSION}-failed.txt"
 
-log = logging.getLogger(__name__)
 
 
 def parse_points(text: str | None) -> int:
@@ -80,27 +79,14 @@ class Waveforms:
                 peaks = await self.pool.peaks(path, record.name, points,
                                               record.frames, record.format)
         except Undecodable as exc:
-            await self._keep(record, FAILED_SUFFIX, exc.detail.encode())
+            await derived.keep(self.storage, record, FAILED_SUFFIX, exc.detail.encode(),
+                               "waveform failure")
             raise
         except FileNotFoundError:
             raise NotFound("the file was deleted while its waveform was computed") from None
         data = json.dumps(peaks, separators=(",", ":")).encode()
-        await self._keep(record, _peaks_suffix(points), data)
+        await derived.keep(self.storage, record, _peaks_suffix(points), data, "waveform")
         return data
-
-    async def _keep(self, record: AudioRecord, suffix: str, data: bytes) -> None:
-        try:
-            await self.storage.write_sidecar(record.storage_key, suffix, data)
-        except StorageRefused as exc:
-            # Only a copy kept for next time failed: the answer is still good.
-            log.warning("the storage refused to keep the waveform of %r (%s); served, not kept",
-                        record.name, exc.__cause__)
-            return
-        if not await self.storage.exists(record.storage_key):
-            # Deleted while its peaks were computed: the delete removed the
-            # sidecars there were, this one came after it. Only this one goes:
-            # the file may be aside for a delete that is not over yet.
-            await self.storage.remove_sidecar(record.storage_key, suffix)
 
     async def close(self) -> None:
         """Stop computations in flight (before the pool goes: a parser killed
