@@ -43,7 +43,6 @@ NATIVE_MAX_CHANNELS = 2
 SECONDS_PER_AUDIO_SECOND = 0.2
 
 
-
 class Preview(NamedTuple):
     """A stored preview: its sidecar, media type and size."""
 

@@ -28,7 +28,6 @@ PEAKS_VERSION = 1
 FAILED_SUFFIX = f"peaks{PEAKS_VERSION}-failed.txt"
 
 
-
 def parse_points(text: str | None) -> int:
     if text is None or text == "":
         return DEFAULT_POINTS
