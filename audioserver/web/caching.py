@@ -33,8 +33,8 @@ def file_cache_control(record: AudioRecord) -> str:
     return PRIVATE_FILE if record.visibility == "private" else PUBLIC_FILE
 
 
-async def add_cache_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: every answer but the static files'."""
+def add_cache_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """As an answer is sent (web/app.py): every answer but the static files'."""
     route = getattr(request.match_info.route, "name", None)
     if route == STATIC_ROUTE:
         return
@@ -61,7 +61,12 @@ def _make_private(response: web.StreamResponse) -> None:
 
 
 def _add_vary(response: web.StreamResponse, headers: list[str]) -> None:
-    present = _items(response.headers.get("Vary", ""))
+    present = response.headers.get("Vary")
+    if present is None:  # nearly always: one join, not a merge
+        if headers:
+            response.headers["Vary"] = ", ".join(headers)
+        return
+    present = _items(present)
     added = [h for h in headers if h.lower() not in {p.lower() for p in present}]
     if added:
         response.headers["Vary"] = ", ".join([*present, *added])

@@ -49,12 +49,11 @@ async def metrics_middleware(request: web.Request, handler) -> web.StreamRespons
             metrics.uploads_in_flight.dec()
             if status == 201:  # what was stored, not what was refused unread
                 metrics.uploaded.inc(request.content.total_bytes)
-        metrics.requests.labels(route, request.method, str(status)).inc()
-        metrics.latency.labels(route).observe(time.perf_counter() - started)
+        metrics.answered(route, request.method, status, time.perf_counter() - started)
 
 
-async def count_download(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: a file's length is known only as it is sent."""
+def count_download(request: web.Request, response: web.StreamResponse) -> None:
+    """As an answer is sent (web/app.py): a file's length is known only then."""
     if response.status in (200, 206) and route_of(request) == "download" and \
             request.method == "GET" and response.content_length:
         request.app[metrics_key].downloaded.inc(response.content_length)

@@ -49,8 +49,8 @@ async def ratelimit_middleware(request: web.Request, handler) -> web.StreamRespo
     return await handler(request)
 
 
-async def add_ratelimit_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: every answer says what is left of its budget."""
+def add_ratelimit_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """As an answer is sent (web/app.py): it says what is left of its budget."""
     decision = request.get(ratelimit_decision_key)
     if decision is not None:
         response.headers.update(decision.headers())

@@ -31,7 +31,7 @@ SECURITY_HEADERS = {
 }
 
 
-async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: runs for every response, whoever made it."""
+def add_security_headers(response: web.StreamResponse) -> None:
+    """As every answer is sent, whoever made it (web/app.py)."""
     for header, value in SECURITY_HEADERS.items():
         response.headers.setdefault(header, value)
