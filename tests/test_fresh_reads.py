@@ -54,6 +54,21 @@ def test_info_sees_every_workers_writes_at_once(server):
 
 
 @pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)
+def test_a_kept_info_changes_with_any_workers_edit(server):
+    """Both workers keep the answer; an edit through either moves it in both."""
+    path = "/info?" + query("a.wav")
+    assert server.put("a.wav", audiofiles.wav(0.1))[0] == 201
+    titles = lambda: {json.loads(server.request("GET", path)[2])["title"]  # noqa: E731
+                      for _ in range(CONNECTIONS)}
+    assert titles() == {None}
+    assert titles() == {None}  # now answered from what each worker kept
+    edited = server.request("PATCH", path, body=json.dumps({"title": "Dawn"}),
+                            headers={"Content-Type": "application/merge-patch+json"})
+    assert edited[0] == 200
+    assert titles() == {"Dawn"}
+
+
+@pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)
 def test_a_cached_list_changes_with_any_workers_write(server):
     assert server.put("a.wav", audiofiles.wav(0.1))[0] == 201
     assert listed(server) == {("a.wav",)}  # now kept by both workers

@@ -1,9 +1,10 @@
 """Metadata answers made cheap to repeat: ETags for /info and /list, and
-the whole encoded JSON of /list kept while the library stays the same.
+their whole encoded JSON kept while the library stays the same.
 
-A kept /list answer is keyed by the query, by the viewer (which private
-files it may see) and by the store's data version, which any commit of any
-worker (and on PostgreSQL of any instance) moves. The version is read
+A kept answer is keyed by what was asked (the name, or the /list query),
+by the viewer (which private files it may see) and by the store's data
+version, which any commit of any worker (and on PostgreSQL of any
+instance) moves. The version is read
 before the rows, so a kept answer is never older than its version: when
 the version has not moved since, nothing has changed since. Pages for
 people are not kept: they name who is signed in.
@@ -16,8 +17,8 @@ from yarl import URL
 
 from ..models import AudioRecord
 
-# Each answer of 100 records is about 30 KB: a few MB per worker at most.
-MAX_KEPT = 128
+# An /info answer is under 1 KB, a /list of 100 records about 30 KB.
+MAX_KEPT_BYTES = 4 * 2**20  # per worker
 
 
 class ListAnswer(NamedTuple):
@@ -27,24 +28,31 @@ class ListAnswer(NamedTuple):
     next_page: URL | None  # relative: the Link header joins it to this request's URL
 
 
-class ListAnswers:
-    """The kept /list answers of one data version, in one worker."""
+class InfoAnswer(NamedTuple):
+    body: bytes
+    etag: str
+
+
+class Answers:
+    """The kept /info and /list answers of one data version, in one worker."""
 
     def __init__(self):
         self._version: int | None = None
-        self._answers: dict[Hashable, ListAnswer] = {}
+        self._answers: dict[Hashable, ListAnswer | InfoAnswer] = {}
+        self._kept_bytes = 0
 
-    def get(self, version: int, key: Hashable) -> ListAnswer | None:
+    def get(self, version: int, key: Hashable) -> ListAnswer | InfoAnswer | None:
         if version != self._version:
-            self._version, self._answers = version, {}
+            self._version, self._answers, self._kept_bytes = version, {}, 0
         return self._answers.get(key)
 
-    def keep(self, version: int, key: Hashable, answer: ListAnswer) -> None:
+    def keep(self, version: int, key: Hashable, answer: ListAnswer | InfoAnswer) -> None:
         if version != self._version:
             return  # the library moved on meanwhile; the next get() starts afresh
-        if len(self._answers) >= MAX_KEPT:
-            self._answers.clear()
+        if self._kept_bytes + len(answer.body) > MAX_KEPT_BYTES:
+            self._answers, self._kept_bytes = {}, 0
         self._answers[key] = answer
+        self._kept_bytes += len(answer.body)
 
 
 def etag(*parts: bytes) -> str:

@@ -6,17 +6,21 @@ from ..auth import Auth
 from ..config import Config
 from ..library import open_library
 from ..ratelimit import RateLimiter, open_buckets
-from .auth import auth_middleware, csrf_middleware
-from .bodies import form_middleware
+from .answers import Answers
 from .caching import add_cache_headers
-from .hosts import host_middleware
-from .answers import ListAnswers
-from .keys import (auth_key, config_key, library_key, list_answers_key, metrics_key,
-                   ratelimiter_key)
+from .gate import gate_middleware
+from .keys import (
+    answers_key,
+    auth_key,
+    config_key,
+    library_key,
+    metrics_key,
+    ratelimiter_key,
+)
 from .measures import Metrics
 from .metrics import count_download, metrics_middleware
 from .middlewares import error_middleware
-from .ratelimit import add_ratelimit_headers, ratelimit_middleware
+from .ratelimit import add_ratelimit_headers
 from .routes import setup_routes
 from .securityheaders import add_security_headers
 from .templating import setup_templates
@@ -65,11 +69,9 @@ async def finish_headers(request: web.Request, response: web.StreamResponse) -> 
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(
-        # Outermost first: every answer counted; errors become problems; a
-        # Host that is not ours goes no further; then who is asking, what it
-        # costs them, forms read and parsed, then CSRF.
-        middlewares=[metrics_middleware, error_middleware, host_middleware, auth_middleware, ratelimit_middleware,
-                     form_middleware, csrf_middleware],
+        # Outermost first: every answer counted; errors become problems;
+        # then what every request passes before its handler (gate.py).
+        middlewares=[metrics_middleware, error_middleware, gate_middleware],
         handler_args={
             "read_bufsize": READ_BUFSIZE,
             # Idle connections, and headers that never finish: see bodies.py.
@@ -83,7 +85,7 @@ def create_app(config: Config) -> web.Application:
     answer_unparsable_requests()
     app[config_key] = config
     app[metrics_key] = Metrics()
-    app[list_answers_key] = ListAnswers()
+    app[answers_key] = Answers()
     setup_templates(app)
     setup_routes(app)
     app.on_response_prepare.append(finish_headers)

@@ -24,8 +24,8 @@ METRICS_PATH = "/metrics"
 CSRF_FIELD = "csrf_token"
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def identify(request: web.Request) -> None:
+    """Who sent the request: request[user_key], None for nobody signed in."""
     request[user_key] = None
     auth = request.app[auth_key]
     # /metrics takes a Bearer token of its own (--metrics-token), not an API token.
@@ -43,30 +43,29 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
             if session is not None:
                 request[session_key] = session
                 request[user_key] = session.user
-    return await handler(request)
 
 
-@web.middleware
-async def csrf_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def check_csrf_of(request: web.Request) -> None:
+    """Forbidden for a change asked by another site, or by a browser's
+    session without its CSRF token."""
     if request.method in SAFE_METHODS:
-        return await handler(request)
+        return
     # First, whoever is signed in: a page on another site has no business
     # changing anything here (an open server on this machine, say), and a
     # token that leaked to it must not be enough either.
     _check_same_origin(request)
     session = request.get(session_key)
     if session is None:
-        return await handler(request)
+        return
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.content_type in FORM_TYPES:
         if request.content_type == "multipart/form-data" and is_upload(request):
             # Reading the form would read the files: the upload reader checks
             # the token in the form's first field instead.
             request[csrf_pending_key] = session.csrf_token
-            return await handler(request)
+            return
         sent = (await request.post()).get(CSRF_FIELD)
     check_csrf(session.csrf_token, sent)
-    return await handler(request)
 
 
 def check_csrf(expected: str, sent) -> None:

@@ -62,8 +62,7 @@ class Pace:
         return result
 
 
-@web.middleware
-async def form_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def read_small_body(request: web.Request) -> None:
     """Bodies other than uploads (sign-in, delete, tokens: small forms) are
     read whole within the grace period, and a form is parsed here once: a
     malformed one, or one with a long field, is a 400 before anyone reads it.
@@ -80,7 +79,6 @@ async def form_middleware(request: web.Request, handler) -> web.StreamResponse:
             check_small_form(fields)
         else:
             await pace.read(request.read)
-    return await handler(request)
 
 
 def check_small_form(fields) -> None:

@@ -18,13 +18,12 @@ from .clients import requested_host
 from .keys import config_key
 
 
-@web.middleware
-async def host_middleware(request: web.Request, handler) -> web.StreamResponse:
+def check_host(request: web.Request) -> None:
+    """BadRequest unless the request names a host this server answers to."""
     host = requested_host(request)
     # No Host at all is HTTP/1.0 (or a hand-made request): never a browser.
     if host is not None:
         _check_host(request.app[config_key], host)
-    return await handler(request)
 
 
 def _check_host(config: Config, host: str) -> None:

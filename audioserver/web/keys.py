@@ -7,7 +7,7 @@ from ..auth import Auth
 from ..config import Config
 from ..library import Library
 from ..ratelimit import Decision, RateLimiter
-from .answers import ListAnswers
+from .answers import Answers
 from .draining import InFlight
 from .measures import Metrics
 
@@ -19,7 +19,7 @@ metrics_key = web.AppKey("metrics", Metrics)
 # The requests in flight, set by the serving code that drains them on
 # SIGTERM (cli/serve.py); absent in an app that tests drive in-process.
 inflight_key = web.AppKey("inflight", InFlight)
-list_answers_key = web.AppKey("list_answers", ListAnswers)
+answers_key = web.AppKey("answers", Answers)
 # Who made the request: set by the auth middleware on every request, None
 # for nobody (open mode, or not signed in).
 user_key = web.RequestKey("user", User)

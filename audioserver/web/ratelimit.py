@@ -43,12 +43,6 @@ async def charge(request: web.Request) -> None:
             f"{decision.retry_after} s", retry_after=decision.retry_after)
 
 
-@web.middleware
-async def ratelimit_middleware(request: web.Request, handler) -> web.StreamResponse:
-    await charge(request)
-    return await handler(request)
-
-
 def add_ratelimit_headers(request: web.Request, response: web.StreamResponse) -> None:
     """As an answer is sent (web/app.py): it says what is left of its budget."""
     decision = request.get(ratelimit_decision_key)

@@ -6,20 +6,19 @@ from dataclasses import replace
 from aiohttp import web
 from yarl import URL
 
-from .. import auth
-from .. import edits
+from .. import auth, edits
 from ..errors import BadRequest, NameTaken, NotFound, TooLarge, UnsupportedMediaType
 from ..library import COVER_SUFFIX
-from ..media.tags import image_type
 from ..media import preview as previews
 from ..media import waveform
+from ..media.tags import image_type
 from ..models import SORT_COLUMNS, AudioRecord, ListQuery
 from ..names import validate_name
 from . import librarypage, openapi, uploads
-from .answers import ListAnswer, etag, record_etag
+from .answers import InfoAnswer, ListAnswer, etag, record_etag
 from .caching import file_cache_control
 from .downloads import etag_matches, file_response, stored_file, stored_sidecar
-from .keys import auth_key, config_key, library_key, list_answers_key, user_key
+from .keys import answers_key, auth_key, config_key, library_key, user_key
 from .listing import parse_list_query, query_params
 from .negotiation import wants_html
 from .templating import render
@@ -134,10 +133,10 @@ async def list_audio(request: web.Request) -> web.StreamResponse:
 
 async def _list_json(request: web.Request, query: ListQuery) -> web.StreamResponse:
     """The JSON of a page, kept (answers.py) until the library changes."""
-    db, answers, viewer = request.app[library_key].db, request.app[list_answers_key], \
+    db, answers, viewer = request.app[library_key].db, request.app[answers_key], \
         _viewer(request)
     version = await db.data_version()  # first: see answers.py
-    answer = answers.get(version, (query, viewer))
+    answer = answers.get(version, ("list", query, viewer))
     if answer is None:
         records, total, more = await db.search(query, viewer)
         more = librarypage.next_exists(query, more) and bool(records)
@@ -145,7 +144,7 @@ async def _list_json(request: web.Request, query: ListQuery) -> web.StreamRespon
         next_page = _next_page(request, query, records) if more else None
         answer = ListAnswer(body, etag(body, str(total).encode(), str(next_page).encode()),
                             total, next_page)
-        answers.keep(version, (query, viewer), answer)
+        answers.keep(version, ("list", query, viewer), answer)
     if etag_matches(request, answer.etag):
         return web.Response(status=304, headers={"ETag": answer.etag})
     headers = {"X-Total-Count": str(answer.total), "ETag": answer.etag}
@@ -158,15 +157,28 @@ async def info(request: web.Request) -> web.StreamResponse:
     name = _name_param(request, "info")
     if name is None:
         return _ask_name(request, "info")
+    if not wants_html(request):
+        return await _info_json(request, name)
     record = await request.app[library_key].db.get(name, _viewer(request))
-    if wants_html(request):
-        may_change = auth.may_change(request.app[auth_key], request[user_key], record)
-        return _page(request, "info.html", {"record": record, "may_change": may_change,
-                                            "previewed": not previews.plays_natively(record)})
-    tag = record_etag(record)
-    if etag_matches(request, tag):
-        return web.Response(status=304, headers={"ETag": tag})
-    return web.json_response(record.public(), headers={"ETag": tag})
+    may_change = auth.may_change(request.app[auth_key], request[user_key], record)
+    return _page(request, "info.html", {"record": record, "may_change": may_change,
+                                        "previewed": not previews.plays_natively(record)})
+
+
+async def _info_json(request: web.Request, name: str) -> web.StreamResponse:
+    """A file's JSON, kept (answers.py) until the library changes."""
+    db, answers, viewer = request.app[library_key].db, request.app[answers_key], \
+        _viewer(request)
+    version = await db.data_version()  # first: see answers.py
+    answer = answers.get(version, ("info", name, viewer))
+    if answer is None:
+        record = await db.get(name, viewer)
+        answer = InfoAnswer(json.dumps(record.public()).encode(), record_etag(record))
+        answers.keep(version, ("info", name, viewer), answer)
+    if etag_matches(request, answer.etag):
+        return web.Response(status=304, headers={"ETag": answer.etag})
+    return web.Response(body=answer.body, content_type="application/json", charset="utf-8",
+                        headers={"ETag": answer.etag})
 
 
 async def patch_info(request: web.Request) -> web.StreamResponse:
@@ -212,7 +224,7 @@ async def _edit(request: web.Request, record: AudioRecord, changes: dict) -> Aud
 
 
 async def _small_body(request: web.Request) -> bytes:
-    # Read already, within its time (bodies.form_middleware): here it is checked.
+    # Read already, within its time (bodies.read_small_body): here it is checked.
     body = await request.read()
     if len(body) > MAX_PATCH_BYTES:
         raise TooLarge(f"an edit is at most {MAX_PATCH_BYTES} bytes")
