@@ -28,6 +28,7 @@ class AccessLog:
 
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stderr
+        self._logger = logging.getLogger(LOGGER_NAME)
         self._lines: list[str] = []
         self._flush_later: asyncio.TimerHandle | None = None
         self._second = -1
@@ -35,7 +36,8 @@ class AccessLog:
 
     def __bool__(self) -> bool:
         # aiohttp logs nothing when its access_log is false: off below INFO.
-        return logging.getLogger(LOGGER_NAME).isEnabledFor(logging.INFO)
+        # Asked before every line: getLogger() takes the logging lock.
+        return self._logger.isEnabledFor(logging.INFO)
 
     def add(self, message: str) -> None:
         now = time.time()

@@ -1,5 +1,7 @@
 """Content negotiation: does this client want a page or JSON?"""
 
+import functools
+
 from aiohttp import web
 
 HTML = "text/html"
@@ -13,7 +15,13 @@ def wants_html(request: web.Request) -> bool:
     for override in request.query.getall("format", []):
         if override.lower() in ("html", "json"):
             return override.lower() == "html"
-    ranks = _accept_ranks(request.headers.get("Accept", ""))
+    return _prefers_html(request.headers.get("Accept", ""))
+
+
+# Clients send a handful of Accept values, each thousands of times.
+@functools.lru_cache(maxsize=256)
+def _prefers_html(accept: str) -> bool:
+    ranks = _accept_ranks(accept)
     html = ranks.get(HTML, ranks.get("text/*"))
     if not html:
         return False
