@@ -114,9 +114,9 @@ async def cover(request: web.Request) -> web.StreamResponse:
 
 
 async def list_audio(request: web.Request) -> web.StreamResponse:
-    query = parse_list_query(request.query)
     if not wants_html(request):
-        return await _list_json(request, query)
+        return await _list_json(request)
+    query = parse_list_query(request.query)
     db, viewer = request.app[library_key].db, _viewer(request)
     records, total, more = await db.search(query, viewer)
     more = librarypage.next_exists(query, more) and bool(records)
@@ -131,20 +131,24 @@ async def list_audio(request: web.Request) -> web.StreamResponse:
     return _page(request, "list.html", context, headers)
 
 
-async def _list_json(request: web.Request, query: ListQuery) -> web.StreamResponse:
+async def _list_json(request: web.Request) -> web.StreamResponse:
     """The JSON of a page, kept (answers.py) until the library changes."""
     db, answers, viewer = request.app[library_key].db, request.app[answers_key], \
         _viewer(request)
     version = await db.data_version()  # first: see answers.py
-    answer = answers.get(version, ("list", query, viewer))
+    # Keyed by the query string exactly as sent: the same bytes parse to the
+    # same query, and a kept answer's query was parsed (so checked) before.
+    key = ("list", request.rel_url.raw_query_string, viewer)
+    answer = answers.get(version, key)
     if answer is None:
+        query = parse_list_query(request.query)
         records, total, more = await db.search(query, viewer)
         more = librarypage.next_exists(query, more) and bool(records)
         body = json.dumps([r.public() for r in records]).encode()
         next_page = _next_page(request, query, records) if more else None
         answer = ListAnswer(body, etag(body, str(total).encode(), str(next_page).encode()),
                             total, next_page)
-        answers.keep(version, ("list", query, viewer), answer)
+        answers.keep(version, key, answer)
     if etag_matches(request, answer.etag):
         return web.Response(status=304, headers={"ETag": answer.etag})
     headers = {"X-Total-Count": str(answer.total), "ETag": answer.etag}
