@@ -21,13 +21,18 @@ TEMP_SUFFIX = ".part"
 # What a read-only, immutable or foreign folder answers to a change.
 REFUSALS = (errno.EACCES, errno.EPERM, errno.EROFS)
 STORE_REFUSED = "store the file; nothing was stored"
+# An upload's bytes are fdatasynced in the background every this many bytes
+# as they arrive, so the disk writes them while the rest is received and the
+# fsync that makes the upload durable has little left to wait for.
+SYNC_EVERY = 8 * 1024**2
 
 
 class Upload:
     """A file being received: written and hashed in a thread, batch by batch.
 
     One batch is written while the next is received: `write` returns as soon
-    as the previous batch is on its way, so network and disk overlap.
+    as the previous batch is on its way, so network and disk overlap. Every
+    SYNC_EVERY bytes a fdatasync starts beside the writes (see finish()).
     """
 
     def __init__(self, path: Path):
@@ -44,6 +49,10 @@ class Upload:
             self._file.close()
             raise FileNotFoundError(errno.ENOENT, "removed as it was made", str(path))
         self._pending: asyncio.Future | None = None
+        self._syncing: asyncio.Future | None = None
+        self._queued = 0  # bytes handed to write()
+        self._sync_mark = 0  # what was queued when the last background sync began
+        self.background_syncs = 0
 
     @property
     def sha256(self) -> str:
@@ -54,12 +63,29 @@ class Upload:
         # Writing and hashing both let go of the GIL: two threads, twice the pace.
         self._pending = asyncio.gather(asyncio.to_thread(self._write, chunks),
                                        asyncio.to_thread(self._digest, chunks))
+        self._queued += sum(map(len, chunks))
+        if self._syncing is not None and self._syncing.done():
+            await self.settle()  # raises what the sync raised (a full disk)
+        if self._syncing is None and self._queued - self._sync_mark >= SYNC_EVERY:
+            self._sync_mark = self._queued
+            self.background_syncs += 1
+            self._syncing = asyncio.ensure_future(asyncio.to_thread(self._sync))
 
     async def drain(self) -> None:
         """Wait for the batch in flight, raising what it raised."""
         pending, self._pending = self._pending, None
         if pending is not None:
             await pending
+
+    async def settle(self) -> None:
+        """Wait for the background sync in flight, raising what it raised."""
+        syncing, self._syncing = self._syncing, None
+        if syncing is not None:
+            await syncing
+
+    def _sync(self) -> None:
+        with disk_full_is_507():
+            os.fdatasync(self._file.fileno())
 
     def _write(self, chunks: list[bytes]) -> None:
         with disk_full_is_507():
@@ -117,13 +143,16 @@ class Staging:
 
     async def finish(self, upload: Upload) -> None:
         await upload.drain()
+        await upload.settle()
         await asyncio.to_thread(upload.finish)
 
     async def discard(self, upload: Upload) -> None:
-        try:
-            await upload.drain()  # the file is closed only once no thread writes to it
-        except Exception:
-            pass  # the write that failed is why we discard
+        # The file is closed only once no thread writes to it or syncs it.
+        for wait in (upload.drain, upload.settle):
+            try:
+                await wait()
+            except Exception:
+                pass  # the write that failed is why we discard
         await asyncio.to_thread(upload.discard)
 
     async def remove_temp_leftovers(self) -> list[str]:

@@ -16,9 +16,10 @@ from ..errors import AudioServerError, BadRequest, NameTaken, TooLarge
 from ..library import Staged
 from ..names import validate_name
 from .auth import CSRF_FIELD, check_csrf
-from .bodies import MALFORMED_BODY, MAX_FIELD_SIZE, Pace, check_field_size
+from .bodies import MALFORMED_BODY, Pace, check_field_size
 from .keys import auth_key, config_key, csrf_pending_key, library_key, user_key
 from .middlewares import problem
+from .multipart import MultipartForm, boundary_of
 
 CHUNK_SIZE = 256 * 1024
 # Parts of one multipart upload: a folder's worth of files, not a flood of
@@ -85,21 +86,22 @@ async def _receive_multipart(request: web.Request) -> tuple[list[Staged], dict[s
     fields = dict(request.query)
     pace = Pace(request)
     try:
-        reader = await request.multipart()
+        reader = MultipartForm(lambda: pace.read(request.content.readany),
+                               boundary_of(request.headers.get("Content-Type", "")))
         parts = 0
-        while (part := await pace.read(reader.next)) is not None:
+        while (part := await reader.next()) is not None:
             parts += 1
             if parts > MAX_PARTS:
                 raise TooLarge(f"the form has more than {MAX_PARTS} parts; send the files "
                                "in several uploads")
-            if getattr(part, "name", None) != "file":
+            if part.name != "file":
                 # Small fields (visibility, csrf_token) come before the files.
-                fields[part.name or ""] = await _field_value(part, pace)
+                fields[part.name or ""] = await _field_value(part)
                 continue
             if csrf_token := request.get(csrf_pending_key):
                 check_csrf(csrf_token, fields.get(CSRF_FIELD))
             if not part.filename:
-                if await pace.read(lambda: part.read_chunk(CHUNK_SIZE)):
+                if await part.read_chunk():
                     raise BadRequest("a 'file' part has no filename; its filename is "
                                      "the audio's name")
                 continue  # a form submitted with no file chosen
@@ -107,8 +109,7 @@ async def _receive_multipart(request: web.Request) -> tuple[list[Staged], dict[s
             if any(item.name == name for item in staged):
                 raise BadRequest(f"{name!r} is sent twice in this upload", name=name)
             await _check_free(request, name)
-            staged.append(await _stream(
-                request, name, lambda: pace.read(lambda: part.read_chunk(CHUNK_SIZE))))
+            staged.append(await _stream(request, name, part.read_chunk))
     except BaseException as exc:
         await request.app[library_key].discard(staged)
         if isinstance(exc, MALFORMED_BODY):
@@ -119,11 +120,11 @@ async def _receive_multipart(request: web.Request) -> tuple[list[Staged], dict[s
     return staged, fields
 
 
-async def _field_value(part, pace: Pace) -> str:
+async def _field_value(part) -> str:
     """A form field that is not a file (a visibility, a CSRF token), read
     whole: so it must be small."""
     value = b""
-    while chunk := await pace.read(lambda: part.read_chunk(MAX_FIELD_SIZE)):
+    while chunk := await part.read_chunk():
         value += chunk
         check_field_size(part.name, len(value))
     return value.decode("utf-8", "replace")
