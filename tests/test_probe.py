@@ -209,7 +209,7 @@ def test_a_server_starts_its_parsers_before_it_serves(tmp_path):
         server.kill()
 
 
-def test_a_preview_parser_starts_on_the_first_preview(tmp_path):
+def test_waveform_and_preview_parsers_start_on_their_first_job(tmp_path):
     from serverprocess import ServerProcess
     server = ServerProcess(tmp_path / "data", tmp_path, workers=1).start()
     try:
@@ -219,6 +219,9 @@ def test_a_preview_parser_starts_on_the_first_preview(tmp_path):
         assert (status, headers["Content-Type"]) == (200, "audio/mpeg")
         assert body[:3] == b"ID3" or body[0] == 0xFF  # an MP3's first bytes
         assert parsers_of(server) == {"probe": 1, "preview": 1}
+        status, headers, body = server.request("GET", "/waveform?name=a.aiff&points=10")
+        assert status == 200 and json.loads(body)["length"] == 10
+        assert parsers_of(server) == {"probe": 1, "preview": 1, "waveform": 1}
     finally:
         server.kill()
 
