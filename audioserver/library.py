@@ -27,6 +27,9 @@ from .storage.staging import Upload
 
 log = logging.getLogger(__name__)
 
+# Upload parsers started before serving, in each serving worker; a second
+# (config.probe_workers) starts only when one is stuck (see ProbePool).
+PROBE_WARM = 1
 # Parsers for waveforms, apart from the upload's: one is enough, as each file
 # and size is computed once, and long files are sampled in bounded time.
 WAVEFORM_WORKERS = 1
@@ -201,14 +204,18 @@ async def open_library(config: Config, reconcile_storage: bool = True,
                 await storage.create()
         probes = waveforms = previews = None
         if parsers:
-            probes = ProbePool(config.probe_workers, config.probe_timeout)
+            # One kept warm: the first upload is as quick as the rest.
+            probes = ProbePool(config.probe_workers, config.probe_timeout, warm=PROBE_WARM)
             stack.push_async_callback(probes.close)
-            await probes.start()  # before serving: the first upload is as quick as the rest
-            waveform_pool = ProbePool(WAVEFORM_WORKERS, config.probe_timeout)
+            await probes.start()  # before serving
+            # These two start on their first job and stop when idle.
+            waveform_pool = ProbePool(WAVEFORM_WORKERS, config.probe_timeout, warm=0,
+                                      name="waveform")
             stack.push_async_callback(waveform_pool.close)
             waveforms = Waveforms(storage, waveform_pool)
             stack.push_async_callback(waveforms.close)  # first: see its docstring
-            preview_pool = ProbePool(PREVIEW_WORKERS, config.probe_timeout)
+            preview_pool = ProbePool(PREVIEW_WORKERS, config.probe_timeout, warm=0,
+                                     name="preview")
             stack.push_async_callback(preview_pool.close)
             previews = Previews(storage, preview_pool)
             stack.push_async_callback(previews.close)

@@ -33,6 +33,8 @@ from upload_memory import WavSource  # noqa: E402
 from audioserver.storage import meta  # noqa: E402
 from audioserver.web.listing import encode_cursor  # noqa: E402
 from pgserver import PostgresServer  # noqa: E402
+from s3 import wait_cached  # noqa: E402
+from s3server import S3Server  # noqa: E402
 from serverprocess import ServerProcess, free_port  # noqa: E402
 
 MB = 1_000_000
@@ -549,60 +551,96 @@ def _cell(figure: dict) -> str:
     return f"{figure['median']:.1f} ({figure['min']:.1f}-{figure['max']:.1f})"
 
 
+# The servers backends() measures: (label, database, S3 storage, its flags),
+# each a ratio to the first. S3 is SeaweedFS (`weed mini`, as the tests start
+# it); without a cache every download streams from the store.
+BACKENDS = [
+    ("SQLite + disk", "sqlite", False, ()),
+    ("PostgreSQL + disk", "postgresql", False, ()),
+    ("PostgreSQL + S3", "postgresql", True, ("--cache-size", "0")),
+    ("PostgreSQL + S3, cache", "postgresql", True, ("--cache-size", "1G")),
+]
+
+
 def backends(tmp: Path, runs: int, seconds: int, workers: int) -> dict:
-    """/info, /list, 10 MB uploads and downloads with the metadata in SQLite and in
-    PostgreSQL (a throwaway cluster on this machine, as the tests start it),
-    the two servers measured turn about in one run."""
-    postgres = PostgresServer()
-    postgres.start()
+    """/info, /list, 10 MB uploads and downloads on each of BACKENDS (a
+    throwaway PostgreSQL cluster and SeaweedFS on this machine, as the tests
+    start them), the servers measured turn about in one run."""
+    postgres, store = PostgresServer(), S3Server()
     servers = {}
     try:
-        postgres.run_sql("CREATE DATABASE bench")
-        for name, env in [("sqlite", {}),
-                          ("postgresql", {"AUDIOSERVER_DATABASE": postgres.url("bench")})]:
-            (tmp / name).mkdir()
-            servers[name] = ServerProcess(tmp / name / "data", tmp / name,
-                                          env={**NO_LIMITS, **env}, workers=workers).start()
+        postgres.start()
+        store.start()
+        for number, (label, database, s3, flags) in enumerate(BACKENDS):
+            servers[label] = backend_server(tmp / f"backend{number}", postgres, store,
+                                            database, s3, flags, workers)
             for index in range(150):
-                servers[name].put(f"small{index:03d}.wav", wav_bytes(index % 30 + 1))
+                servers[label].put(f"small{index:03d}.wav", wav_bytes(index % 30 + 1))
         source = tmp / "upload.wav"
         write_wav(source, 10 * MB)
-        figures = {name: {"info": [], "list": [], "upload": [], "download": []}
-                   for name in servers}
+        figures = {label: {"info": [], "list": [], "upload": [], "download": []}
+                   for label in servers}
+        cached = {label for label, _, s3, flags in BACKENDS if s3 and "0" not in flags}
         for run in range(runs):
-            for name, server in servers.items():
-                base = f"http://127.0.0.1:{server.port}"
-                figures[name]["info"].append(wrk(f"{base}/info?name=small007.wav", seconds))
-                figures[name]["list"].append(wrk(f"{base}/list?maxduration=20&limit=100",
-                                                 seconds))
-                figures[name]["upload"].append(
-                    mb_per_s(*curl("-T", str(source), f"{base}/upload?name=up{run}.wav")))
-                curl(f"{base}/download?name=up{run}.wav")  # warm: the page cache, as nginx's
-                figures[name]["download"].append(
-                    mb_per_s(*curl(f"{base}/download?name=up{run}.wav")))
-                server.request("DELETE", f"/delete?name=up{run}.wav")
+            for label, server in servers.items():
+                one_backend_run(server, figures[label], source, run, seconds,
+                                label in cached)
     finally:
         for server in servers.values():
             server.stop()
         postgres.stop()
-    return {name: {"info": {k: spread([r[k] for r in f["info"]]) for k in ("rps", "p99_ms")},
-                   "list": {k: spread([r[k] for r in f["list"]]) for k in ("rps", "p99_ms")},
-                   "upload_mb_s": spread(f["upload"]), "download_mb_s": spread(f["download"])}
-            for name, f in figures.items()}
+        store.stop()
+    return {label: {"info": {k: spread([r[k] for r in f["info"]]) for k in ("rps", "p99_ms")},
+                    "list": {k: spread([r[k] for r in f["list"]]) for k in ("rps", "p99_ms")},
+                    "upload_mb_s": spread(f["upload"]), "download_mb_s": spread(f["download"])}
+            for label, f in figures.items()}
+
+
+def backend_server(tmp: Path, postgres: PostgresServer, store: S3Server, database: str,
+                   s3: bool, flags: tuple[str, ...], workers: int) -> ServerProcess:
+    tmp.mkdir()
+    env, args = dict(NO_LIMITS), list(flags)
+    if database == "postgresql":
+        postgres.run_sql(f"CREATE DATABASE {tmp.name}")
+        env["AUDIOSERVER_DATABASE"] = postgres.url(tmp.name)
+    if s3:
+        env.update(store.environ())
+        args += ["--storage", store.new_library(), "--s3-path-style"]
+    server = ServerProcess(tmp / "data", tmp, env=env, workers=workers)
+    return server.start(server.command(*args))
+
+
+def one_backend_run(server: ServerProcess, figures: dict, source: Path, run: int,
+                    seconds: int, cached: bool) -> None:
+    base = f"http://127.0.0.1:{server.port}"
+    figures["info"].append(wrk(f"{base}/info?name=small007.wav", seconds))
+    figures["list"].append(wrk(f"{base}/list?maxduration=20&limit=100", seconds))
+    figures["upload"].append(mb_per_s(*curl("-T", str(source), f"{base}/upload?name=up{run}.wav")))
+    # Warm: the page cache, as nginx's; with an S3 cache, the file in it.
+    curl(f"{base}/download?name=up{run}.wav")
+    if cached:
+        wait_cached(server.data_dir, source.stat().st_size)
+    figures["download"].append(mb_per_s(*curl(f"{base}/download?name=up{run}.wav")))
+    server.request("DELETE", f"/delete?name=up{run}.wav")
 
 
 def backends_table(figures: dict) -> str:
-    sqlite, postgresql = figures["sqlite"], figures["postgresql"]
-    rows = [("/info req/s", sqlite["info"]["rps"], postgresql["info"]["rps"]),
-            ("/info p99 ms", sqlite["info"]["p99_ms"], postgresql["info"]["p99_ms"]),
-            ("/list?limit=100 req/s", sqlite["list"]["rps"], postgresql["list"]["rps"]),
-            ("/list p99 ms", sqlite["list"]["p99_ms"], postgresql["list"]["p99_ms"]),
-            ("Upload raw 10 MB, MB/s", sqlite["upload_mb_s"], postgresql["upload_mb_s"]),
-            ("Download 10 MB, warm, MB/s", sqlite["download_mb_s"],
-             postgresql["download_mb_s"])]
-    lines = [f"{'measure':<34}{'SQLite (median, range)':>26}{'PostgreSQL':>26}{'ratio':>8}"]
-    for label, ours, theirs in rows:
-        lines.append(f"{label:<34}{_cell(ours):>26}{_cell(theirs):>26}{ratio(theirs, ours):>8.2f}")
+    """A row per measure, a column per backend: its median, and its ratio to
+    the first backend's."""
+    labels = list(figures)
+    rows = [("/info req/s", lambda f: f["info"]["rps"]),
+            ("/info p99 ms", lambda f: f["info"]["p99_ms"]),
+            ("/list?limit=100 req/s", lambda f: f["list"]["rps"]),
+            ("/list p99 ms", lambda f: f["list"]["p99_ms"]),
+            ("Upload raw 10 MB, MB/s", lambda f: f["upload_mb_s"]),
+            ("Download 10 MB, warm, MB/s", lambda f: f["download_mb_s"])]
+    lines = [f"{'measure':<28}" + "".join(f"{label:>26}" for label in labels)]
+    for name, pick in rows:
+        first = pick(figures[labels[0]])
+        cells = [f"{pick(figures[label])['median']:.1f}"
+                 + (f" ({ratio(pick(figures[label]), first):.2f})" if index else "")
+                 for index, label in enumerate(labels)]
+        lines.append(f"{name:<28}" + "".join(f"{cell:>26}" for cell in cells))
     return "\n".join(lines)
 
 
@@ -631,7 +669,7 @@ def main() -> None:
     parser.add_argument("--ratelimit-only", action="store_true",
                         help="measure only what the rate limits cost /info")
     parser.add_argument("--backends-only", action="store_true",
-                        help="measure only SQLite against PostgreSQL")
+                        help="measure only SQLite against PostgreSQL and S3")
     parser.add_argument("--small-only", action="store_true",
                         help="measure only /info and /list against nginx and the ceiling")
     args = parser.parse_args()

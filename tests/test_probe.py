@@ -188,13 +188,23 @@ async def test_started_workers_are_ready_before_the_first_probe(tmp_path):
         await pool.close()
 
 
+def parsers_of(server) -> dict[str, int]:
+    """How many parser processes of each pool (--pool NAME) the server runs."""
+    pools = {}
+    for process in server.descendants():
+        command = process.cmdline()
+        if "audioserver.media.probe" in command:
+            pool = command[command.index("--pool") + 1]
+            pools[pool] = pools.get(pool, 0) + 1
+    return pools
+
+
 def test_a_server_starts_its_parsers_before_it_serves(tmp_path):
     from serverprocess import ServerProcess
     server = ServerProcess(tmp_path / "data", tmp_path, workers=2).start()
     try:
-        parsers = [process for process in server.descendants()
-                   if "audioserver.media.probe" in " ".join(process.cmdline())]
-        assert len(parsers) == 2 * 2  # --probe-workers' default in each serving worker
+        # One warm upload parser in each serving worker, nothing for the rarer jobs.
+        assert parsers_of(server) == {"probe": 2}
     finally:
         server.kill()
 
@@ -216,3 +226,74 @@ print(json.dumps({"answer": out.getvalue(),
     assert result["answer"] == "{}\n"
     assert {"mutagen.wave", "mutagen.flac", "mutagen.mp3", "mutagen.id3",
             "mutagen.oggvorbis", "mutagen.aiff"} <= set(result["loaded"])
+
+
+def test_waveform_and_preview_parsers_start_on_their_first_job(tmp_path):
+    from serverprocess import ServerProcess
+    server = ServerProcess(tmp_path / "data", tmp_path, workers=1).start()
+    try:
+        server.put("a.aiff", audiofiles.encode(2.0, "AIFF", channels=2))
+        assert parsers_of(server) == {"probe": 1}
+        status, headers, body = server.request("GET", "/preview?name=a.aiff")
+        assert (status, headers["Content-Type"]) == (200, "audio/mpeg")
+        assert body[:3] == b"ID3" or body[0] == 0xFF  # an MP3's first bytes
+        assert parsers_of(server) == {"probe": 1, "preview": 1}
+        status, headers, body = server.request("GET", "/waveform?name=a.aiff&points=10")
+        assert status == 200 and json.loads(body)["length"] == 10
+        assert parsers_of(server) == {"probe": 1, "preview": 1, "waveform": 1}
+    finally:
+        server.kill()
+
+
+async def test_a_burst_of_quick_probes_needs_no_second_worker(tmp_path):
+    pool = ProbePool(size=2, timeout=5.0, warm=1)
+    try:
+        await pool.start()
+        [warm] = workers()
+        path = tmp_path / "a.wav"
+        path.write_bytes(audiofiles.wav(0.5))
+        await asyncio.gather(*(pool.probe(path, "a.wav") for _ in range(20)))
+        assert [process.pid for process in workers()] == [warm.pid]
+    finally:
+        await pool.close()
+
+
+async def test_a_stuck_parser_holds_nobody_up(tmp_path):
+    pool = ProbePool(size=2, timeout=10.0, warm=1)
+    try:
+        await pool.start()
+        fifo = tmp_path / "hang.wav"
+        os.mkfifo(fifo)
+        stuck = asyncio.create_task(pool.probe(fifo, "hang.wav"))
+        await asyncio.sleep(0.2)  # the warm worker is now blocked on it
+        path = tmp_path / "a.wav"
+        path.write_bytes(audiofiles.wav(0.5))
+        assert (await pool.probe(path, "a.wav")).frames == 22050
+        assert not stuck.done()  # answered by a second worker, not after the first's timeout
+        assert len(workers()) == 2
+        stuck.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stuck
+    finally:
+        await pool.close()
+
+
+async def test_workers_beyond_the_warm_ones_stop_when_idle(tmp_path):
+    pool = ProbePool(size=1, timeout=5.0, warm=0, idle_stop=0.5)
+    try:
+        await pool.start()
+        assert workers() == []  # nothing until the first job
+        path = tmp_path / "a.wav"
+        path.write_bytes(audiofiles.wav(0.5))
+        await pool.probe(path, "a.wav")
+        [first] = workers()
+        deadline = time.monotonic() + 30
+        while workers() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert workers() == []
+        assert not first.is_running()
+        assert (await pool.probe(path, "a.wav")).channels == 1  # started again
+        assert len(workers()) == 1
+    finally:
+        await pool.close()
+    assert workers() == []

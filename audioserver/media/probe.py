@@ -35,33 +35,63 @@ ANSWER_LIMIT = 4 * 1024**2
 # A worker's own limit runs this much past the pool's, which normally acts
 # first (and says why); the worker's is for when nobody is left to act.
 OWN_LIMIT_MARGIN = 2.0
+# A worker beyond a pool's warm ones stops after this many seconds unused.
+IDLE_STOP = 60.0
+# A request waits for a busy worker unless every one has been on its job
+# this long (a probe takes milliseconds): then it starts another.
+OVERFLOW_WAIT = 0.5
 
 
 class ProbePool:
-    """Up to `size` worker processes, started on first use."""
+    """Up to `size` worker processes: `warm` of them started by start() and
+    kept, the others started when needed and stopped after `idle_stop`
+    seconds without work.
 
-    def __init__(self, size: int, timeout: float):
+    A worker costs some 37 MiB of RSS at rest (numpy and libsndfile), in each
+    serving worker: a pool needed rarely (waveforms, previews) costs nothing
+    until needed. A request waits for a busy worker rather than start
+    another, unless every busy one has been on its job for OVERFLOW_WAIT: a
+    burst of quick probes is served by the warm one, and a parser stuck on a
+    hostile file holds nobody up for long.
+    """
+
+    def __init__(self, size: int, timeout: float, warm: int | None = None,
+                 idle_stop: float = IDLE_STOP, name: str = "probe"):
+        self.size = size
         self.timeout = timeout
-        self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
-        self._workers: set[_Worker] = set()
-        for _ in range(size):
-            self._idle.put_nowait(None)  # a slot whose worker is not started yet
+        self.warm = size if warm is None else warm
+        self.idle_stop = idle_stop
+        self.name = name  # on the workers' command line: which pool, for ps and the tests
+        self._idle: list[_Worker] = []  # the most recently used last
+        self._busy: dict[_Worker, float] = {}  # since when
+        self._starting = 0
+        self._changed = asyncio.Event()
+        self._reaper: asyncio.Task | None = None
 
     async def start(self) -> None:
-        """Start every worker now and wait until each has loaded its parser,
+        """Start the warm workers now and wait until each has loaded its parser,
         so that no upload waits for that (the first one did, 200 ms)."""
-        slots = [self._idle.get_nowait() for _ in range(self._idle.qsize())]
-        try:
-            started = await asyncio.gather(*(self._start_ready() for slot in slots
-                                              if slot is None))
-            slots = [slot for slot in slots if slot is not None] + started
-        finally:
-            for slot in slots:
-                self._idle.put_nowait(slot)
+        count = max(0, self.warm - self._live())
+        self._starting += count
+        results = await asyncio.gather(*(self._start_ready() for _ in range(count)),
+                                       return_exceptions=True)
+        self._starting -= count
+        for result in results:
+            if isinstance(result, _Worker):
+                self._give(result)
+        self._notify()
+        for result in results:
+            if isinstance(result, BaseException):
+                await self.close()
+                raise result
 
     async def _start_ready(self) -> "_Worker":
-        worker = await self._start_worker(self.timeout + OWN_LIMIT_MARGIN)
-        await asyncio.wait_for(worker.ask({"job": "ready"}), self.timeout)
+        worker = await _Worker.start(self.timeout + OWN_LIMIT_MARGIN, self.name)
+        try:
+            await asyncio.wait_for(worker.ask({"job": "ready"}), self.timeout)
+        except BaseException:
+            await worker.kill()
+            raise
         return worker
 
     async def probe(self, path: os.PathLike, label: str) -> AudioInfo:
@@ -101,16 +131,14 @@ class ProbePool:
                    error: type[AudioServerError] = NotAudio,
                    timeout: float | None = None) -> dict:
         timeout = timeout or self.timeout
-        worker = await self._idle.get()
+        worker = await self._take()
         try:
-            if worker is None:
-                worker = await self._start_worker(self.timeout + OWN_LIMIT_MARGIN)
-            return await asyncio.wait_for(worker.ask(request), timeout)
+            answer = await asyncio.wait_for(worker.ask(request), timeout)
         except (asyncio.TimeoutError, _WorkerDied) as exc:
             # A timeout's message is empty: say what happened instead.
             reason = str(exc) or f"no answer within {timeout:g} s"
             log.warning("reading %r failed: %s; the worker is replaced", label, reason)
-            worker = await self._retire(worker)
+            await self._retire(worker)
             raise error(
                 f"{label!r} could not be read as audio: the parser crashed or took "
                 f"longer than {timeout:g} s on it",
@@ -118,24 +146,75 @@ class ProbePool:
             ) from None
         except BaseException:
             # Cancelled mid-question: its answer would confuse the next caller.
-            worker = await self._retire(worker)
+            await self._retire(worker)
             raise
-        finally:
-            self._idle.put_nowait(worker)
+        self._give(worker)
+        return answer
 
-    async def _start_worker(self, time_limit: float) -> "_Worker":
-        worker = await _Worker.start(time_limit)
-        self._workers.add(worker)
+    async def _take(self) -> "_Worker":
+        """An idle worker, or a new one (see the class's docstring), marked busy."""
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            if self._idle:
+                worker = self._idle.pop()
+                break
+            if self._live() < self.size and (self._live() == 0 or self._all_stuck(now)):
+                self._starting += 1
+                try:
+                    worker = await _Worker.start(self.timeout + OWN_LIMIT_MARGIN, self.name)
+                finally:
+                    self._starting -= 1
+                    self._notify()
+                break
+            changed = self._changed.wait()
+            wait = OVERFLOW_WAIT if self._live() < self.size else None
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(changed, wait)
+        self._busy[worker] = loop.time()
         return worker
 
-    async def _retire(self, worker: "_Worker | None") -> None:
-        if worker is not None:
-            self._workers.discard(worker)
-            await worker.kill()
-        return None
+    def _all_stuck(self, now: float) -> bool:
+        return self._starting == 0 and all(now - since >= OVERFLOW_WAIT
+                                           for since in self._busy.values())
+
+    def _live(self) -> int:
+        return len(self._idle) + len(self._busy) + self._starting
+
+    def _give(self, worker: "_Worker") -> None:
+        """Back to the idle ones, and a waiting request told."""
+        self._busy.pop(worker, None)
+        worker.last_used = asyncio.get_running_loop().time()
+        self._idle.append(worker)
+        self._notify()
+        if self._live() > self.warm and (self._reaper is None or self._reaper.done()):
+            self._reaper = asyncio.create_task(self._stop_idle())
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _stop_idle(self) -> None:
+        """Stop the workers beyond the warm ones once idle for `idle_stop`."""
+        loop = asyncio.get_running_loop()
+        while self._live() > self.warm:
+            await asyncio.sleep(self.idle_stop / 4)
+            while (self._idle and self._live() > self.warm
+                   and loop.time() - self._idle[0].last_used >= self.idle_stop):
+                await self._retire(self._idle[0])
+
+    async def _retire(self, worker: "_Worker") -> None:
+        self._busy.pop(worker, None)
+        with contextlib.suppress(ValueError):
+            self._idle.remove(worker)
+        self._notify()  # a waiting request may start another
+        await worker.kill()
 
     async def close(self) -> None:
-        for worker in list(self._workers):
+        if self._reaper is not None:
+            self._reaper.cancel()
+            await asyncio.gather(self._reaper, return_exceptions=True)
+        for worker in [*self._idle, *self._busy]:
             await self._retire(worker)
 
 
@@ -152,13 +231,14 @@ class _WorkerDied(Exception):
 class _Worker:
     def __init__(self, process: asyncio.subprocess.Process):
         self.process = process
+        self.last_used = 0.0
 
     @classmethod
-    async def start(cls, time_limit: float) -> "_Worker":
+    async def start(cls, time_limit: float, pool: str) -> "_Worker":
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "audioserver.media.probe", "--time-limit", str(time_limit),
-            "--parent", str(os.getpid()),
+            "--parent", str(os.getpid()), "--pool", pool,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
             limit=ANSWER_LIMIT,
             # Keep the worker out of the server's process group, so a Ctrl-C
@@ -261,6 +341,8 @@ def _parse_arguments() -> argparse.Namespace:
                         help="seconds a request may take before this process ends itself")
     parser.add_argument("--parent", type=int, default=None,
                         help="the process this one dies with")
+    parser.add_argument("--pool", default="probe",
+                        help="the pool it belongs to (only shown, by ps)")
     return parser.parse_args()
 
 
