@@ -10,11 +10,6 @@ from dataclasses import fields
 from pathlib import Path
 
 from .cli import users
-from .cli.check import check
-from .cli.importer import import_paths
-from .cli.migrate import migrate
-from .cli.movefiles import move_files
-from .cli.recover import recover
 from .cli.serve import LOG_FORMAT, serve
 from .config import (
     AUTH_MODES,
@@ -225,15 +220,22 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.INFO if args.command is None else logging.WARNING
     logging.basicConfig(level=level, format=LOG_FORMAT)
     try:
+        # Each command imports what it needs only when it runs: the
+        # supervisor of several workers (serve) needs none of it.
         if args.command == "import":
+            from .cli.importer import import_paths
             return asyncio.run(import_paths(config, args.paths))
         if args.command == "recover":
+            from .cli.recover import recover
             return asyncio.run(recover(config, args.merge))
         if args.command == "check":
+            from .cli.check import check
             return asyncio.run(check(config, args.repair, args.deep))
         if args.command == "migrate" and args.target_storage:
+            from .cli.movefiles import move_files
             return asyncio.run(move_files(config, args.target_storage))
         if args.command == "migrate":
+            from .cli.migrate import migrate
             return asyncio.run(migrate(config, args.source, args.target))
         if args.command in ("user", "token"):
             return asyncio.run(users.run(config, args))
