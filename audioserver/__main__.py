@@ -3,7 +3,6 @@
 `user` and `token` are in users.py."""
 
 import argparse
-import asyncio
 import logging
 import sys
 from dataclasses import fields
@@ -198,6 +197,14 @@ def _flag(parse):
     return convert
 
 
+def _run(coroutine):
+    """asyncio.run, with asyncio (8 MiB) imported only by the commands, which
+    run a loop in this process: the supervisor of several workers runs none."""
+    import asyncio
+
+    return asyncio.run(coroutine)
+
+
 def main(argv: list[str] | None = None) -> int:
     builtin = {field.name: field.default for field in fields(Config)}
     try:
@@ -224,21 +231,21 @@ def main(argv: list[str] | None = None) -> int:
         # supervisor of several workers (serve) needs none of it.
         if args.command == "import":
             from .cli.importer import import_paths
-            return asyncio.run(import_paths(config, args.paths))
+            return _run(import_paths(config, args.paths))
         if args.command == "recover":
             from .cli.recover import recover
-            return asyncio.run(recover(config, args.merge))
+            return _run(recover(config, args.merge))
         if args.command == "check":
             from .cli.check import check
-            return asyncio.run(check(config, args.repair, args.deep))
+            return _run(check(config, args.repair, args.deep))
         if args.command == "migrate" and args.target_storage:
             from .cli.movefiles import move_files
-            return asyncio.run(move_files(config, args.target_storage))
+            return _run(move_files(config, args.target_storage))
         if args.command == "migrate":
             from .cli.migrate import migrate
-            return asyncio.run(migrate(config, args.source, args.target))
+            return _run(migrate(config, args.source, args.target))
         if args.command in ("user", "token"):
-            return asyncio.run(users.run(config, args))
+            return _run(users.run(config, args))
         serve(config)
     except StartupError as exc:
         print(f"audioserver: not starting: {exc}", file=sys.stderr)

@@ -13,16 +13,15 @@ come twice to a worker (from `kill -TERM -PGID`, then from the supervisor):
 the second changes nothing.
 
 The supervisor imports nothing that serving needs (aiohttp, numpy, the
-database drivers...: about 45 MiB): the library is checked in a short-lived
-child, and each worker imports the application itself.
+database drivers, even asyncio...: about 55 MiB): the library is checked in
+a short-lived child, and each worker imports the application itself. Hence
+the imports inside functions below.
 """
 
-import asyncio
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import secrets
 import shutil
 import signal
 import tempfile
@@ -56,15 +55,16 @@ def serve(config: Config) -> None:
     # The data directory is checked once, here, whatever serves it next
     # (and first of all, a lost database: see reconcile.check_not_lost).
     if config.workers == 1:
-        needs_an_admin = asyncio.run(_prepare(config))  # this process serves next
+        needs_an_admin = _run(_prepare(config))  # this process serves next
     else:
         needs_an_admin = _prepare_in_a_child(config)
     config = replace(config, reconcile=False)
     if needs_an_admin:
+        import secrets  # only then: it loads OpenSSL's libcrypto (4 MiB)
         config = replace(config, setup_code=secrets.token_hex(6))
     if config.workers == 1:
         stop_signals = (signal.SIGINT, signal.SIGTERM)
-        asyncio.run(_serve(config, lambda: _print_url(config), stop_signals))
+        _run(_serve(config, lambda: _print_url(config), stop_signals))
     else:
         Supervisor(config).run()
 
@@ -107,6 +107,8 @@ async def _serve(config: Config, announce, stop_signals: tuple[int, ...]) -> Non
 async def _signalled(signals: tuple[int, ...]) -> None:
     """Return at the first of `signals`; any later one is ignored, up to the
     process's exit (the loop, once closed, would restore the default: die)."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     received = asyncio.Event()
     for sig in signals:
@@ -245,11 +247,18 @@ def _prepare_main(config: Config, sender, supervisor_pid: int) -> None:
     """The child of _prepare_in_a_child."""
     die_with_parent(supervisor_pid)
     try:
-        sender.send(("prepared", asyncio.run(_prepare(config))))
+        sender.send(("prepared", _run(_prepare(config))))
     except StartupError as exc:
         sender.send(("error", str(exc)))
     except KeyboardInterrupt:
         pass  # the supervisor, in the same process group, stops with 130
+
+
+def _run(coroutine):
+    """asyncio.run, with asyncio (8 MiB) imported only by a process that runs a loop."""
+    import asyncio
+
+    return asyncio.run(coroutine)
 
 
 def _raise_keyboard_interrupt(signum, frame):
@@ -266,4 +275,4 @@ def _worker_main(config: Config, ready, supervisor_pid: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     die_with_parent(supervisor_pid)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    asyncio.run(_serve(config, lambda: ready.send(os.getpid()), (signal.SIGTERM,)))
+    _run(_serve(config, lambda: ready.send(os.getpid()), (signal.SIGTERM,)))
