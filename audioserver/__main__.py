@@ -3,18 +3,12 @@
 `user` and `token` are in users.py."""
 
 import argparse
-import asyncio
 import logging
 import sys
 from dataclasses import fields
 from pathlib import Path
 
 from .cli import users
-from .cli.check import check
-from .cli.importer import import_paths
-from .cli.migrate import migrate
-from .cli.movefiles import move_files
-from .cli.recover import recover
 from .cli.serve import LOG_FORMAT, serve
 from .config import (
     AUTH_MODES,
@@ -203,6 +197,14 @@ def _flag(parse):
     return convert
 
 
+def _run(coroutine):
+    """asyncio.run, with asyncio (8 MiB) imported only by the commands, which
+    run a loop in this process: the supervisor of several workers runs none."""
+    import asyncio
+
+    return asyncio.run(coroutine)
+
+
 def main(argv: list[str] | None = None) -> int:
     builtin = {field.name: field.default for field in fields(Config)}
     try:
@@ -225,18 +227,25 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.INFO if args.command is None else logging.WARNING
     logging.basicConfig(level=level, format=LOG_FORMAT)
     try:
+        # Each command imports what it needs only when it runs: the
+        # supervisor of several workers (serve) needs none of it.
         if args.command == "import":
-            return asyncio.run(import_paths(config, args.paths))
+            from .cli.importer import import_paths
+            return _run(import_paths(config, args.paths))
         if args.command == "recover":
-            return asyncio.run(recover(config, args.merge))
+            from .cli.recover import recover
+            return _run(recover(config, args.merge))
         if args.command == "check":
-            return asyncio.run(check(config, args.repair, args.deep))
+            from .cli.check import check
+            return _run(check(config, args.repair, args.deep))
         if args.command == "migrate" and args.target_storage:
-            return asyncio.run(move_files(config, args.target_storage))
+            from .cli.movefiles import move_files
+            return _run(move_files(config, args.target_storage))
         if args.command == "migrate":
-            return asyncio.run(migrate(config, args.source, args.target))
+            from .cli.migrate import migrate
+            return _run(migrate(config, args.source, args.target))
         if args.command in ("user", "token"):
-            return asyncio.run(users.run(config, args))
+            return _run(users.run(config, args))
         serve(config)
     except StartupError as exc:
         print(f"audioserver: not starting: {exc}", file=sys.stderr)

@@ -11,32 +11,26 @@ Stopping, in one process or in each worker: stop listening, let the requests
 in flight finish (up to Config.shutdown_timeout), then close. SIGTERM may
 come twice to a worker (from `kill -TERM -PGID`, then from the supervisor):
 the second changes nothing.
+
+The supervisor imports nothing that serving needs (aiohttp, numpy, the
+database drivers, even asyncio...: about 55 MiB): the library is checked in
+a short-lived child, and each worker imports the application itself. Hence
+the imports inside functions below.
 """
 
-import asyncio
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import secrets
 import shutil
 import signal
 import tempfile
 import time
 from dataclasses import replace
 
-from aiohttp import web
-from prometheus_client import multiprocess
-
 from ..config import Config
 from ..errors import StartupError
-from ..library import open_library
 from ..parentage import die_with_parent
-from ..web.accesslog import AccessLog, AccessLogger
-from ..web.app import create_app
-from ..web.draining import InFlight, inflight_middleware
-from ..web.keys import inflight_key
-from ..web.measures import MULTIPROC_VARIABLE
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +41,30 @@ CANCEL_GRACE = 1.0
 WORKER_STOP_MARGIN = 5.0
 WORKER_START_TIMEOUT = 30.0
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# prometheus-client's own name (web/measures.py's MULTIPROC_VARIABLE), written
+# out: importing it from there would load prometheus-client (10 MiB) here.
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# Fork, not spawn: a spawned (or forkserver) child makes multiprocessing start
+# its resource tracker, one more process (13 MiB) for nothing we use. Forking
+# is safe here because the supervisor runs no thread and has imported nothing
+# but this module; each child imports what it needs after the fork.
+FORK = multiprocessing.get_context("fork")
 
 
 def serve(config: Config) -> None:
     # The data directory is checked once, here, whatever serves it next
     # (and first of all, a lost database: see reconcile.check_not_lost).
-    needs_an_admin = asyncio.run(_prepare(config))
+    if config.workers == 1:
+        needs_an_admin = _run(_prepare(config))  # this process serves next
+    else:
+        needs_an_admin = _prepare_in_a_child(config)
     config = replace(config, reconcile=False)
     if needs_an_admin:
+        import secrets  # only then: it loads OpenSSL's libcrypto (4 MiB)
         config = replace(config, setup_code=secrets.token_hex(6))
     if config.workers == 1:
         stop_signals = (signal.SIGINT, signal.SIGTERM)
-        asyncio.run(_serve(config, lambda: _print_url(config), stop_signals))
+        _run(_serve(config, lambda: _print_url(config), stop_signals))
     else:
         Supervisor(config).run()
 
@@ -69,6 +75,14 @@ async def _serve(config: Config, announce, stop_signals: tuple[int, ...]) -> Non
     Not web.run_app: its shutdown drops the rest of a body still arriving,
     and a second SIGTERM raises in the middle of its cleanup.
     """
+    # Here, not at the top: the supervisor imports this module too.
+    from aiohttp import web
+
+    from ..web.accesslog import AccessLog, AccessLogger
+    from ..web.app import create_app
+    from ..web.draining import InFlight, inflight_middleware
+    from ..web.keys import inflight_key
+
     inflight = InFlight()
     app = create_app(config)
     app.middlewares.insert(0, inflight_middleware(inflight))
@@ -93,6 +107,8 @@ async def _serve(config: Config, announce, stop_signals: tuple[int, ...]) -> Non
 async def _signalled(signals: tuple[int, ...]) -> None:
     """Return at the first of `signals`; any later one is ignored, up to the
     process's exit (the loop, once closed, would restore the default: die)."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     received = asyncio.Event()
     for sig in signals:
@@ -118,8 +134,9 @@ def _print_url(config: Config) -> None:
 class Supervisor:
     def __init__(self, config: Config):
         self.config = config
-        self.context = multiprocessing.get_context("spawn")
-        self.ready = self.context.Queue()
+        # Each worker sends its pid when it serves: a pipe, written whole
+        # (a few bytes are one write), so the workers may share its end.
+        self.ready, self.ready_sender = FORK.Pipe(duplex=False)
         self.workers: list[multiprocessing.Process] = []
 
     def run(self) -> None:
@@ -129,7 +146,7 @@ class Supervisor:
         # directory of this instance's own, made empty and removed at exit
         # (a shared or reused one would add up other processes' counts).
         metrics_dir = tempfile.mkdtemp(prefix="audioserver-metrics-")
-        os.environ[MULTIPROC_VARIABLE] = metrics_dir  # the spawned workers inherit it
+        os.environ[METRICS_DIR_VARIABLE] = metrics_dir  # the workers inherit it
         try:
             self.workers = [self._start() for _ in range(self.config.workers)]
             self._wait_until_ready()
@@ -142,9 +159,9 @@ class Supervisor:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
     def _start(self) -> multiprocessing.Process:
-        process = self.context.Process(target=_worker_main,
-                                       args=(self.config, self.ready, os.getpid()),
-                                       name="audioserver-worker")
+        process = FORK.Process(target=_worker_main,
+                               args=(self.config, self.ready_sender, os.getpid()),
+                               name="audioserver-worker")
         process.start()
         return process
 
@@ -156,11 +173,9 @@ class Supervisor:
                 raise StartupError("a worker process failed to start; its error is above")
             if time.monotonic() > deadline:
                 raise StartupError(f"the workers did not start within {WORKER_START_TIMEOUT:g} s")
-            try:
-                self.ready.get(timeout=0.1)
+            if self.ready.poll(0.1):
+                self.ready.recv()
                 started += 1
-            except Exception:  # queue.Empty: look at the workers again
-                continue
 
     def _watch(self) -> None:
         """Replace any worker that dies, until we are told to stop."""
@@ -169,7 +184,9 @@ class Supervisor:
             for sentinel in multiprocessing.connection.wait(list(sentinels)):
                 dead = sentinels[sentinel]
                 log.error("worker %d exited with %s; starting another", dead.pid, dead.exitcode)
-                # Its uploads in flight are no longer in flight.
+                # Its uploads in flight are no longer in flight. (Imported
+                # only now: most supervisors never need prometheus-client.)
+                from prometheus_client import multiprocess
                 multiprocess.mark_process_dead(dead.pid)
                 self.workers[self.workers.index(dead)] = self._start()
                 time.sleep(1)  # do not spin if every start fails
@@ -195,8 +212,53 @@ class Supervisor:
 async def _prepare(config: Config) -> bool:
     """Reconcile the data directory; and is this users mode with no account
     yet? Then /setup makes the first admin."""
+    from ..library import open_library  # here: the supervisor never calls this
+
     async with open_library(config, parsers=False) as library:
         return config.auth_mode == "users" and await library.accounts.count_users() == 0
+
+
+def _prepare_in_a_child(config: Config) -> bool:
+    """_prepare in a child that exits before the workers start, so that what
+    it imports (the library, its drivers) never weighs on the supervisor. Its
+    StartupError is raised here, with the same message; a child that dies of
+    anything else has printed its traceback: exit 1, as that exception would
+    have made this process do."""
+    answer, sender = FORK.Pipe(duplex=False)
+    child = FORK.Process(target=_prepare_main, args=(config, sender, os.getpid()),
+                         name="audioserver-prepare")
+    child.start()
+    sender.close()  # then recv() ends (EOFError) if the child dies without answering
+    try:
+        outcome, value = answer.recv()
+    except EOFError:
+        outcome, value = None, None
+    finally:
+        child.join()  # also on Ctrl-C: the child, in the same group, stops too
+        answer.close()
+    if outcome == "error":
+        raise StartupError(value)
+    if outcome is None:
+        raise SystemExit(1)
+    return value
+
+
+def _prepare_main(config: Config, sender, supervisor_pid: int) -> None:
+    """The child of _prepare_in_a_child."""
+    die_with_parent(supervisor_pid)
+    try:
+        sender.send(("prepared", _run(_prepare(config))))
+    except StartupError as exc:
+        sender.send(("error", str(exc)))
+    except KeyboardInterrupt:
+        pass  # the supervisor, in the same process group, stops with 130
+
+
+def _run(coroutine):
+    """asyncio.run, with asyncio (8 MiB) imported only by a process that runs a loop."""
+    import asyncio
+
+    return asyncio.run(coroutine)
 
 
 def _raise_keyboard_interrupt(signum, frame):
@@ -207,8 +269,10 @@ def _worker_main(config: Config, ready, supervisor_pid: int) -> None:
     """A worker process: serve until told to stop, or until the supervisor dies
     (even by kill -9: then no orphan keeps the port)."""
     # Ctrl-C reaches the whole process group; the supervisor decides, and
-    # stops each worker with SIGTERM.
+    # stops each worker with SIGTERM, which, until _serve handles it, does
+    # what it does by default (not the supervisor's handler, forked with us).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     die_with_parent(supervisor_pid)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    asyncio.run(_serve(config, lambda: ready.put(os.getpid()), (signal.SIGTERM,)))
+    _run(_serve(config, lambda: ready.send(os.getpid()), (signal.SIGTERM,)))

@@ -5,15 +5,19 @@ They work on the data directory directly, with or without a server running
 server is ever started.
 """
 
+from __future__ import annotations  # Auth in annotations, imported only to run
+
 import argparse
 import getpass
 import sys
+from typing import TYPE_CHECKING
 
 from ..accounts import User, validate_user_name
-from ..auth import Auth, parse_token_lifetime
 from ..config import Config
 from ..errors import AudioServerError
-from ..library import open_library
+
+if TYPE_CHECKING:
+    from ..auth import Auth
 
 
 def add_commands(commands, storage_flags) -> None:
@@ -51,6 +55,11 @@ def _password_flag(parser: argparse.ArgumentParser) -> None:
 
 async def run(config: Config, args: argparse.Namespace) -> int:
     """Run one account command; 0 on success, 1 with a message on stderr otherwise."""
+    # Here, not at the top: `python -m audioserver` imports this module for
+    # add_commands, and its supervisor must not load the library.
+    from ..auth import Auth
+    from ..library import open_library
+
     try:
         async with open_library(config, reconcile_storage=False, parsers=False) as library:
             auth = Auth(library.accounts, config)
@@ -96,6 +105,8 @@ async def _token_create(auth: Auth, args) -> None:
     found = await auth.accounts.password_hash(args.name)
     if found is None:
         raise AudioServerError(f"there is no account called {args.name!r}")
+    from ..auth import parse_token_lifetime
+
     lifetime = parse_token_lifetime(args.expires)
     secret, _ = await auth.create_token(found[0], args.label, lifetime)
     print(secret)  # alone on stdout, for TOKEN=$(python -m audioserver token create NAME)
