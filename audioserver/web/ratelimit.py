@@ -24,6 +24,9 @@ def budget_of(request: web.Request) -> str | None:
 async def charge(request: web.Request) -> None:
     """Spend a token of the request's budget: the signed-in account's, or the
     client address's. TooManyRequests when the bucket is empty."""
+    # None until a take decides: set here, so that the headers' lookup of
+    # every answer finds it instead of raising and catching a KeyError.
+    request[ratelimit_decision_key] = None
     limiter = request.app[ratelimiter_key]
     budget = budget_of(request)
     rate = limiter.rates.get(budget)
