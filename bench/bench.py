@@ -232,13 +232,27 @@ def wrk_turns(urls: dict[str, str], runs: int, seconds: int) -> dict:
             for name, figures in results.items()}
 
 
-def server_rss(server: ServerProcess) -> int:
-    """Resident memory of the serving processes (supervisor and workers;
-    the parser workers are reported apart, by upload_memory.py)."""
+def server_processes(server: ServerProcess) -> list[psutil.Process]:
+    """Every process of the server: supervisor, workers and their parsers."""
     root = psutil.Process(server.process.pid)
-    processes = [root] + [child for child in root.children()
-                          if "audioserver.media.probe" not in " ".join(child.cmdline())]
-    return sum(process.memory_info().rss for process in processes)
+    return [root] + root.children(recursive=True)
+
+
+def server_rss(server: ServerProcess) -> int:
+    """Resident memory of all the server's processes (RSS: shared library
+    pages counted once per process; bench/rest_memory.py splits it by process)."""
+    total = 0
+    for process in server_processes(server):
+        try:
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:  # a parser that stopped while we looked
+            pass
+    return total
+
+
+def server_pss(server: ServerProcess) -> int:
+    """The same processes' PSS: each shared page split among its sharers."""
+    return sum(process.memory_full_info().pss for process in server_processes(server))
 
 
 # The measurements
@@ -481,7 +495,7 @@ def page_url(data_dir: Path, page: int) -> str:
 
 
 def memory(server: ServerProcess, gigabyte: int, concurrent: int) -> dict:
-    idle = server_rss(server)
+    idle, idle_pss = server_rss(server), server_pss(server)
     sampler = PeakSampler(lambda: server_rss(server))
     sampler.start()
     curl_stream = subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-T", "-",
@@ -497,7 +511,8 @@ def memory(server: ServerProcess, gigabyte: int, concurrent: int) -> dict:
     sampler.start()
     statuses = asyncio.run(many_uploads(server.port, concurrent, 5 * 1024 * 1024))
     many = sampler.stop()
-    return {"idle_mib": idle / 2**20, "one_1gb_upload_peak_mib": one_big / 2**20,
+    return {"idle_mib": idle / 2**20, "idle_pss_mib": idle_pss / 2**20,
+            "one_1gb_upload_peak_mib": one_big / 2**20,
             "concurrent_uploads": concurrent, "concurrent_5mb_peak_mib": many / 2**20,
             "concurrent_statuses": sorted(set(statuses))}
 
@@ -540,7 +555,8 @@ def table(results: dict) -> str:
                  f"{_cell(first['later_ms']):>26}  (the next nine)")
     lines.append(f"{'100k: start-up, s':<34}{_cell(big['start_seconds']):>26}")
     lines.append(f"{'100k: /list p99 ms':<34}{_cell(big['list']['p99_ms']):>26}")
-    lines.append(f"Memory of the serving processes, MiB: idle {mem['idle_mib']:.0f}; peak "
+    lines.append(f"Memory of all the server's processes (RSS), MiB: idle {mem['idle_mib']:.0f} "
+                 f"(PSS {mem['idle_pss_mib']:.0f}); peak "
                  f"during a 1 GB upload {mem['one_1gb_upload_peak_mib']:.0f}; peak during "
                  f"{mem['concurrent_uploads']} concurrent 5 MB uploads "
                  f"{mem['concurrent_5mb_peak_mib']:.0f} (answers: {mem['concurrent_statuses']})")
