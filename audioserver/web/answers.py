@@ -6,12 +6,15 @@ by the viewer (which private files it may see) and by the store's data
 version, which any commit of any worker (and on PostgreSQL of any
 instance) moves. The version is read
 before the rows, so a kept answer is never older than its version: when
-the version has not moved since, nothing has changed since. Pages for
+the version has not moved since, nothing has changed since. An answer that
+is not kept yet is made once, however many ask for it at once: after each
+write, 64 connections asking the same page would otherwise each make it. Pages for
 people are not kept: they name who is signed in.
 """
 
+import asyncio
 import hashlib
-from typing import Hashable, NamedTuple
+from typing import Awaitable, Callable, Hashable, NamedTuple
 
 from yarl import URL
 
@@ -40,6 +43,27 @@ class Answers:
         self._version: int | None = None
         self._answers: dict[Hashable, ListAnswer | InfoAnswer] = {}
         self._kept_bytes = 0
+        self._making: dict[tuple[int, Hashable], asyncio.Task] = {}
+
+    async def answer(self, version: int, key: Hashable,
+                     make: Callable[[], Awaitable[ListAnswer | InfoAnswer]]):
+        """The answer kept for `key`, or the one make() makes and keeps.
+        Whoever asks while it is being made waits for it; a request that
+        goes away meanwhile does not take it from the others (shielded)."""
+        kept = self.get(version, key)
+        if kept is not None:
+            return kept
+        making = self._making.get((version, key))
+        if making is None:
+            making = asyncio.ensure_future(make())
+            self._making[version, key] = making
+            making.add_done_callback(lambda task: self._made(version, key, task))
+        return await asyncio.shield(making)
+
+    def _made(self, version: int, key: Hashable, task: asyncio.Task) -> None:
+        del self._making[version, key]
+        if not task.cancelled() and task.exception() is None:  # a NotFound is not kept
+            self.keep(version, key, task.result())
 
     def get(self, version: int, key: Hashable) -> ListAnswer | InfoAnswer | None:
         if version != self._version:

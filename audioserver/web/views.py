@@ -139,16 +139,17 @@ async def _list_json(request: web.Request) -> web.StreamResponse:
     # Keyed by the query string exactly as sent: the same bytes parse to the
     # same query, and a kept answer's query was parsed (so checked) before.
     key = ("list", request.rel_url.raw_query_string, viewer)
-    answer = answers.get(version, key)
-    if answer is None:
+
+    async def make() -> ListAnswer:
         query = parse_list_query(request.query)
         records, total, more = await db.search(query, viewer)
         more = librarypage.next_exists(query, more) and bool(records)
         body = json.dumps([r.public() for r in records]).encode()
         next_page = _next_page(request, query, records) if more else None
-        answer = ListAnswer(body, etag(body, str(total).encode(), str(next_page).encode()),
-                            total, next_page)
-        answers.keep(version, key, answer)
+        return ListAnswer(body, etag(body, str(total).encode(), str(next_page).encode()),
+                          total, next_page)
+
+    answer = await answers.answer(version, key, make)
     if etag_matches(request, answer.etag):
         return web.Response(status=304, headers={"ETag": answer.etag})
     headers = {"X-Total-Count": str(answer.total), "ETag": answer.etag}
@@ -174,11 +175,12 @@ async def _info_json(request: web.Request, name: str) -> web.StreamResponse:
     db, answers, viewer = request.app[library_key].db, request.app[answers_key], \
         _viewer(request)
     version = await db.data_version()  # first: see answers.py
-    answer = answers.get(version, ("info", name, viewer))
-    if answer is None:
+
+    async def make() -> InfoAnswer:
         record = await db.get(name, viewer)
-        answer = InfoAnswer(json.dumps(record.public()).encode(), record_etag(record))
-        answers.keep(version, ("info", name, viewer), answer)
+        return InfoAnswer(json.dumps(record.public()).encode(), record_etag(record))
+
+    answer = await answers.answer(version, ("info", name, viewer), make)
     if etag_matches(request, answer.etag):
         return web.Response(status=304, headers={"ETag": answer.etag})
     return web.Response(body=answer.body, content_type="application/json", charset="utf-8",
