@@ -9,14 +9,7 @@ from ..ratelimit import RateLimiter, open_buckets
 from .answers import Answers
 from .caching import add_cache_headers
 from .gate import gate_middleware
-from .keys import (
-    answers_key,
-    auth_key,
-    config_key,
-    library_key,
-    metrics_key,
-    ratelimiter_key,
-)
+from .keys import answers_key, auth_key, config_key, library_key, metrics_key, ratelimiter_key
 from .measures import Metrics
 from .metrics import count_download, metrics_middleware
 from .middlewares import error_middleware
