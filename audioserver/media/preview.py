@@ -16,11 +16,11 @@ at once from then on, as for waveforms. Stored files never change under
 their key, so none of these goes stale.
 """
 
-import asyncio
 from typing import NamedTuple
 
 from ..errors import NotFound, Undecodable
 from ..models import AudioRecord
+from ..singleflight import SingleFlight
 from ..storage import Storage
 from . import derived
 from .encode import CODECS, codec_for
@@ -73,7 +73,7 @@ class Previews:
     def __init__(self, storage: Storage, pool: ProbePool):
         self.storage = storage
         self.pool = pool
-        self._making: dict[str, asyncio.Task[Preview | None]] = {}
+        self._making: SingleFlight[Preview | None] = SingleFlight()
 
     async def preview(self, record: AudioRecord) -> Preview | None:
         """The preview of `record`, made now if need be; None when the
@@ -89,13 +89,7 @@ class Previews:
         failure = await self.storage.read_sidecar(key, FAILED_SUFFIX)
         if failure is not None:
             raise Undecodable(failure.decode(), name=record.name)
-        task = self._making.get(key)
-        if task is None:
-            task = asyncio.create_task(self._make(record))
-            self._making[key] = task
-            task.add_done_callback(lambda done: self._forget(key, done))
-        # A requester that goes away must not cancel the others' preview.
-        return await asyncio.shield(task)
+        return await self._making.run(key, lambda: self._make(record))
 
     async def _stored(self, record: AudioRecord) -> Preview | None:
         suffix = preview_suffix(record)
@@ -104,10 +98,6 @@ class Previews:
             return None
         return Preview(suffix, CODECS[codec_for(record.samplerate)][2], size)
 
-    def _forget(self, key: str, task: asyncio.Task) -> None:
-        self._making.pop(key, None)
-        if not task.cancelled():
-            task.exception()  # retrieved, in case every requester went away
 
     async def _make(self, record: AudioRecord) -> Preview | None:
         # Written to a temporary file on the local disk, whatever the backend,
@@ -143,7 +133,4 @@ class Previews:
 
     async def close(self) -> None:
         """Stop previews in flight (before the pool goes, see Waveforms.close)."""
-        tasks = list(self._making.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._making.close()

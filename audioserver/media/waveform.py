@@ -12,11 +12,11 @@ answered again at once rather than tried again on every request. Stored
 files never change under their key, so neither goes stale.
 """
 
-import asyncio
 import json
 
 from ..errors import BadRequest, NotFound, Undecodable
 from ..models import AudioRecord
+from ..singleflight import SingleFlight
 from ..storage import Storage
 from . import derived
 from .probe import ProbePool
@@ -47,7 +47,7 @@ class Waveforms:
     def __init__(self, storage: Storage, pool: ProbePool):
         self.storage = storage
         self.pool = pool
-        self._computing: dict[tuple[str, int], asyncio.Task[bytes]] = {}
+        self._computing: SingleFlight[bytes] = SingleFlight()
 
     async def peaks_json(self, record: AudioRecord, points: int) -> bytes:
         """The peaks of `record` as JSON bytes: stored, being computed, or computed now."""
@@ -58,18 +58,7 @@ class Waveforms:
         failure = await self.storage.read_sidecar(key, FAILED_SUFFIX)
         if failure is not None:
             raise Undecodable(failure.decode(), name=record.name)
-        task = self._computing.get((key, points))
-        if task is None:
-            task = asyncio.create_task(self._compute(record, points))
-            self._computing[(key, points)] = task
-            task.add_done_callback(lambda done: self._forget(key, points, done))
-        # A requester that goes away must not cancel the others' computation.
-        return await asyncio.shield(task)
-
-    def _forget(self, key: str, points: int, task: asyncio.Task) -> None:
-        self._computing.pop((key, points), None)
-        if not task.cancelled():
-            task.exception()  # retrieved, in case every requester went away
+        return await self._computing.run((key, points), lambda: self._compute(record, points))
 
     async def _compute(self, record: AudioRecord, points: int) -> bytes:
         key = record.storage_key
@@ -90,10 +79,7 @@ class Waveforms:
     async def close(self) -> None:
         """Stop computations in flight (before the pool goes: a parser killed
         by the shutdown must not be remembered as the file's failure)."""
-        tasks = list(self._computing.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._computing.close()
 
 
 def _peaks_suffix(points: int) -> str:

@@ -12,13 +12,13 @@ write, 64 connections asking the same page would otherwise each make it. Pages f
 people are not kept: they name who is signed in.
 """
 
-import asyncio
 import hashlib
 from typing import Awaitable, Callable, Hashable, NamedTuple
 
 from yarl import URL
 
 from ..models import AudioRecord
+from ..singleflight import SingleFlight
 
 # An /info answer is under 1 KB, a /list of 100 records about 30 KB.
 MAX_KEPT_BYTES = 4 * 2**20  # per worker
@@ -43,7 +43,7 @@ class Answers:
         self._version: int | None = None
         self._answers: dict[Hashable, ListAnswer | InfoAnswer] = {}
         self._kept_bytes = 0
-        self._making: dict[tuple[int, Hashable], asyncio.Task] = {}
+        self._making: SingleFlight[ListAnswer | InfoAnswer] = SingleFlight()
 
     async def answer(self, version: int, key: Hashable,
                      make: Callable[[], Awaitable[ListAnswer | InfoAnswer]]):
@@ -53,17 +53,13 @@ class Answers:
         kept = self.get(version, key)
         if kept is not None:
             return kept
-        making = self._making.get((version, key))
-        if making is None:
-            making = asyncio.ensure_future(make())
-            self._making[version, key] = making
-            making.add_done_callback(lambda task: self._made(version, key, task))
-        return await asyncio.shield(making)
 
-    def _made(self, version: int, key: Hashable, task: asyncio.Task) -> None:
-        del self._making[version, key]
-        if not task.cancelled() and task.exception() is None:  # a NotFound is not kept
-            self.keep(version, key, task.result())
+        async def make_and_keep():
+            answer = await make()  # a NotFound, say, is not kept
+            self.keep(version, key, answer)
+            return answer
+
+        return await self._making.run((version, key), make_and_keep)
 
     def get(self, version: int, key: Hashable) -> ListAnswer | InfoAnswer | None:
         if version != self._version:
